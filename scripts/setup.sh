@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set up .venv with torch 2.13.0 (CPU build), the core and every plugin under plugins/ (editable).
+# Idempotent: a stamp holding a hash of every pyproject.toml and of this script skips the work
+# when nothing changed.  Usage: bash scripts/setup.sh [--test]   (--test adds test-only tools and
+# the reference library norse==1.1.0, used only to compare numerics and speed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+WANT_TEST=0
+[ "${1:-}" = "--test" ] && WANT_TEST=1
+
+stamp_of() {
+  cat scripts/setup.sh pyproject.toml plugins/*/pyproject.toml | sha256sum | cut -c1-16
+}
+STAMP="$VENV/.snncore-setup-$(stamp_of)"
+
+if [ ! -x "$PY" ]; then
+  echo "setup: creating $VENV"
+  python3 -m venv "$VENV"
+fi
+
+pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
+
+if [ ! -f "$STAMP" ]; then
+  echo "setup: installing torch==2.13.0 and build tools"
+  # torch first and pinned, so that no later step resolves another (multi-GB CUDA) build.
+  pip_install torch==2.13.0 hatchling editables pluggy attrs click pytest numpy
+  # The build backend is in the venv, so no build environment (which could pull torch) is made.
+  args=(-e .)
+  for dir in plugins/*/; do args+=(-e "$dir"); done
+  echo "setup: installing snncore and ${#args[@]} editable distributions"
+  pip_install --no-build-isolation "${args[@]}"
+  rm -f "$VENV"/.snncore-setup-*
+  touch "$STAMP"
+fi
+
+if [ "$WANT_TEST" = 1 ] && [ ! -f "$STAMP.test" ]; then
+  echo "setup: installing test tools"
+  pip_install ruff setuptools wheel
+  # The reference library, for side-by-side numerics and benchmarks only; snncore never imports it.
+  # --no-deps: its declared torchvision/torchaudio would pull another torch build.
+  if pip_install h5py numpy && pip_install --no-deps --no-build-isolation norse==1.1.0 nir nirtorch; then
+    echo "setup: reference norse==1.1.0 installed"
+  else
+    echo "setup: WARNING: could not install norse==1.1.0; reference comparisons will be skipped" >&2
+  fi
+  touch "$STAMP.test"
+fi

@@ -1,0 +1,66 @@
+"""snncore: spiking neural networks on PyTorch, a small core plus plugins.
+
+    import snncore
+    snncore.list_models()
+    layer = snncore.create("lif", variant="layer")          # a torch.nn.Module
+    spikes, state = layer(torch.rand(100, 8, 32))           # (time, batch, features)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from snncore.api import (
+    create,
+    get_backend,
+    get_encoder,
+    get_model,
+    get_surrogate,
+    get_task,
+    list_backends,
+    list_encoders,
+    list_models,
+    list_surrogates,
+    list_tasks,
+    plugins,
+    register_plugin,
+    unregister_plugin,
+)
+from snncore.backends import BackendUnavailableError
+from snncore.hookspecs import hookimpl
+from snncore.modules import module_class
+from snncore.parameters import method_field, tensor_field
+from snncore.protocols import VARIANTS, Backend, NeuronModel, Task
+from snncore.registry import NameConflictError, UnknownNameError
+from snncore.surrogates import Surrogate, spike
+
+__all__ = [
+    "VARIANTS",
+    "Backend",
+    "BackendUnavailableError",
+    "NameConflictError",
+    "NeuronModel",
+    "Surrogate",
+    "Task",
+    "UnknownNameError",
+    "__version__",
+    "create",
+    "get_backend",
+    "get_encoder",
+    "get_model",
+    "get_surrogate",
+    "get_task",
+    "hookimpl",
+    "list_backends",
+    "list_encoders",
+    "list_models",
+    "list_surrogates",
+    "list_tasks",
+    "method_field",
+    "module_class",
+    "plugins",
+    "register_plugin",
+    "spike",
+    "tensor_field",
+    "unregister_plugin",
+]

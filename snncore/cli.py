@@ -1,0 +1,277 @@
+"""The ``snn`` command line.  Plugins add sub-commands through the ``register_commands`` hook.
+
+Expected errors (unknown or conflicting names, bad options, a backend that cannot run a model)
+print one line and exit non-zero (2 for names and usage); no traceback reaches the user.  The JSON
+printed by ``--json`` is documented in docs/cli-json.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from snncore.plugins import get_manager
+from snncore.registry import NameConflictError, UnknownNameError, describe
+
+SCHEMA_VERSION = 1
+
+
+class SNNGroup(click.Group):
+    """Turns the library's expected errors into one-line messages with the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (UnknownNameError, NameConflictError) as exc:
+            raise click.UsageError(str(exc), ctx) from None
+        except (ValueError, TypeError, RuntimeError) as exc:
+            from snncore.backends import BackendUnavailableError
+
+            if isinstance(exc, BackendUnavailableError):
+                raise click.ClickException(str(exc)) from None
+            raise
+
+
+@click.group(cls=SNNGroup)
+@click.version_option(package_name="snncore", prog_name="snn")
+def cli() -> None:
+    """snncore: spiking neural networks on PyTorch, a small core plus plugins."""
+
+
+def _echo_json(payload: dict[str, Any]) -> None:
+    click.echo(json.dumps({"schema_version": SCHEMA_VERSION, **payload}, indent=2, default=str))
+
+
+def _echo_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[k]) for r in cells)) for k, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for r in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _warn_conflicts(kind: str) -> list[dict[str, Any]]:
+    conflicts = []
+    for name, providers in get_manager().registry(kind).conflicts().items():
+        dists = [f"{p.distribution} {p.version}" for p in providers]
+        click.echo(
+            f"warning: {kind} {name!r} is registered by {' and '.join(dists)}; "
+            f"use the qualified name ({', '.join(p.plugin + ':' + name for p in providers)})",
+            err=True,
+        )
+        conflicts.append({"name": name, "plugins": [p.plugin for p in providers], "distributions": dists})
+    return conflicts
+
+
+def _entry_row(entry: Any) -> dict[str, Any]:
+    p = entry.provider
+    return {
+        "name": entry.name,
+        "qualified_name": f"{p.plugin}:{entry.name}",
+        "aliases": list(entry.aliases),
+        "plugin": p.plugin,
+        "distribution": p.distribution,
+        "version": p.version,
+        "summary": describe(entry.obj),
+    }
+
+
+def _model_row(entry: Any) -> dict[str, Any]:
+    from snncore.backends import backends_supporting
+
+    model = entry.obj
+    loop_variant = next((v for v in model.variants if v in ("layer", "recurrent")), model.variants[0])
+    return {
+        **_entry_row(entry),
+        "family": model.family,
+        "variants": list(model.variants),
+        "backends": [b.name for b in backends_supporting(model, loop_variant)],
+        "output": model.output,
+        "dist": f"{entry.provider.distribution} {entry.provider.version}",
+    }
+
+
+@cli.command("list-models")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli-json.md).")
+@click.option("--family", help="Only models of this family.")
+@click.option("--backend", help="Only models this backend runs.")
+def list_models_command(as_json: bool, family: str | None, backend: str | None) -> None:
+    """Every neuron model the installed plugins provide."""
+    if backend is not None:
+        get_manager().registry("backend").entry(backend)  # unknown backend -> exit 2
+    rows = [_model_row(e) for e in get_manager().registry("model").entries()]
+    rows = [r for r in rows if (family is None or r["family"] == family)]
+    rows = [r for r in rows if (backend is None or backend in r["backends"])]
+    conflicts = _warn_conflicts("model")
+    if as_json:
+        for r in rows:
+            r.pop("dist")
+        _echo_json({"models": rows, "conflicts": conflicts})
+    else:
+        _echo_table(rows, ["name", "family", "dist", "variants", "backends", "summary"])
+
+
+def _list_command(kind: str, help_text: str, extra: tuple[str, ...] = ()) -> None:
+    @cli.command(f"list-{kind}s", help=help_text)
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli-json.md).")
+    def command(as_json: bool) -> None:
+        rows = []
+        for entry in get_manager().registry(kind).entries():
+            row = _entry_row(entry)
+            row.update({k: getattr(entry.obj, k, None) for k in extra})
+            row["dist"] = f"{row['distribution']} {row['version']}"
+            rows.append(row)
+        conflicts = _warn_conflicts(kind)
+        if as_json:
+            for r in rows:
+                r.pop("dist")
+            _echo_json({f"{kind}s": rows, "conflicts": conflicts})
+        else:
+            _echo_table(rows, ["name", "aliases", *extra, "dist", "summary"])
+
+
+_list_command("backend", "Every execution backend.", ("priority",))
+_list_command("encoder", "Every encoder (analogue input -> spike trains).")
+_list_command("surrogate", "Every surrogate gradient, usable as a model's `method`.", ("formula",))
+_list_command("task", "Every training task (`snn train TASK`).")
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli-json.md).")
+@click.option("--traceback", "show_traceback", is_flag=True, help="Show each failure's traceback.")
+def plugins_command(as_json: bool, show_traceback: bool) -> None:
+    """Each discovered plugin: distribution, version, status (loaded/failed/disabled), error."""
+    manager = get_manager()
+    for kind in ("model", "backend", "encoder", "surrogate", "task"):
+        manager.registry(kind)  # run the hooks, so that hook failures are recorded too
+    rows = [
+        {
+            "name": r.name,
+            "distribution": r.distribution,
+            "version": r.version,
+            "status": r.status,
+            "builtin": r.builtin,
+            "error": r.error,
+        }
+        for r in manager.records.values()
+    ]
+    if as_json:
+        _echo_json({"plugins": rows})
+        return
+    _echo_table(rows, ["name", "distribution", "version", "status", "error"])
+    if show_traceback:
+        for r in manager.records.values():
+            if r.traceback:
+                click.echo(f"\n--- {r.name} ---\n{r.traceback}", err=True)
+
+
+@cli.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli-json.md).")
+def info_command(name: str, as_json: bool) -> None:
+    """A model's equations, parameters (defaults, units), state variables, variants, backends."""
+    from snncore.parameters import describe_parameters
+
+    entry = get_manager().registry("model").entry(name)
+    model = entry.obj
+    row = _model_row(entry)
+    row.pop("dist")
+    row["equations"] = model.equations
+    row["reference"] = model.reference
+    row["parameters"] = describe_parameters(model.parameters)
+    row["states"] = {
+        v: [{"name": f, "unit": model.units.get(f, "")} for f in model.state_fields(v)]
+        for v in model.variants
+    }
+    if as_json:
+        _echo_json({"model": row})
+        return
+    click.echo(f"{model.name} ({model.family}) from {entry.provider.distribution} {entry.provider.version}")
+    click.echo(f"  {model.summary}")
+    if model.reference:
+        click.echo(f"  reference: {model.reference}")
+    click.echo("\nequations (one Euler step of dt seconds):")
+    for line in model.equations.splitlines():
+        click.echo(f"  {line}")
+    click.echo("\nparameters:")
+    _echo_table(row["parameters"], ["name", "default", "unit", "doc"])
+    click.echo("\nstate variables:")
+    for variant, fields in row["states"].items():
+        click.echo(f"  {variant}: " + ", ".join(f"{f['name']} [{f['unit']}]" if f["unit"] else f["name"] for f in fields))
+    click.echo(f"\nvariants: {', '.join(model.variants)}")
+    click.echo(f"backends: {', '.join(row['backends']) or '(none installed)'}")
+
+
+@cli.command("simulate")
+@click.argument("name")
+@click.option("--steps", default=100, show_default=True, type=click.IntRange(1), help="Time steps.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--neurons", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--current", default=1.5, show_default=True, help="Mean constant input current.")
+@click.option("--backend", default="auto", show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def simulate_command(
+    name: str, steps: int, batch: int, neurons: int, current: float, backend: str, seed: int
+) -> None:
+    """Drive a feed-forward layer of NAME with noisy constant current and count its spikes."""
+    import torch
+
+    from snncore.api import create, get_model
+
+    model = get_model(name)
+    if "layer" not in model.variants:
+        raise click.UsageError(f"model {name!r} has no feed-forward layer; it offers {list(model.variants)}")
+    generator = torch.Generator().manual_seed(seed)
+    gain = torch.linspace(0.5, 1.5, neurons)  # a spread of drives, so the counts differ
+    x = current * gain * (1 + 0.1 * torch.randn(steps, batch, neurons, generator=generator))
+    layer = create(name, variant="layer", backend=backend)
+    with torch.no_grad():
+        out, _ = layer(x)
+    click.echo(f"{name}: {steps} steps of dt={layer.dt} s, batch {batch}, {neurons} neurons, "
+               f"input current {current} x gain 0.5..1.5 (+10% noise), backend {layer._backend_for(x).name}")
+    if model.output != "spikes":
+        click.echo(f"final output ({model.output}) per neuron: {[round(v, 4) for v in out[-1].mean(0).tolist()]}")
+        return
+    counts = out.sum(dim=(0, 1)).to(torch.int64).tolist()
+    rates = out.mean(dim=(0, 1)) / layer.dt
+    click.echo(f"spike counts per neuron: {counts}")
+    click.echo(f"mean rate: {rates.mean().item():.1f} Hz (min {rates.min().item():.1f}, max {rates.max().item():.1f})")
+
+
+@cli.command("bench")
+@click.option("--model", "model_name", default="lif", show_default=True)
+@click.option("-T", "steps", default=500, show_default=True, type=click.IntRange(1))
+@click.option("-B", "batch", default=16, show_default=True, type=click.IntRange(1))
+@click.option("-N", "neurons", default=4096, show_default=True, type=click.IntRange(1))
+@click.option("--repeat", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--reference/--no-reference", default=True, show_default=True,
+              help="Also time the reference library (norse), when installed.")
+def bench_command(
+    model_name: str, steps: int, batch: int, neurons: int, repeat: int, device: str, reference: bool
+) -> None:
+    """Time forward+backward of a feed-forward layer on every backend (and the reference)."""
+    from snncore.bench import run_bench
+
+    run_bench(model_name, steps, batch, neurons, repeat, device, reference, click.echo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    get_manager().call_commands_hook(cli)
+    cli.main(args=argv, prog_name="snn")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

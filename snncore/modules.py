@@ -1,0 +1,378 @@
+"""The four module variants, built for any :class:`~snncore.protocols.NeuronModel`.
+
+===============  ===========================  =============================================
+variant          input                        returns
+===============  ===========================  =============================================
+cell             ``(B, *features)``           ``(out, state)`` after one step
+recurrent_cell   ``(B, input_size)``          ``(out, state)``; owns ``input_weights`` and
+                                              ``recurrent_weights``
+layer            ``(T, B, *features)``        ``(outs (T, B, *features), final_state)``
+recurrent        ``(T, B, input_size)``       ``(outs (T, B, hidden_size), final_state)``
+===============  ===========================  =============================================
+
+``state=None`` starts from the model's initial state.  Parameter tensors live in the module as
+non-persistent buffers (so ``.to(device)`` and ``.double()`` move them and checkpoints stay the
+reference's), or as ``torch.nn.Parameter`` when named in ``learnable``.  Layers hand the time loop
+to a backend (``backend="auto"`` picks the fastest that supports the model, device and dtype).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import torch
+
+from snncore.parameters import replace_tensors, tensor_items
+from snncore.protocols import Backend, NeuronModel
+
+_BUFFER_PREFIX = "p_"
+
+
+def _buffer_name(field: str) -> str:
+    return _BUFFER_PREFIX + field.replace(".", "__")
+
+
+def _check_input(x: Any, min_dim: int, what: str, module: torch.nn.Module) -> None:
+    name = type(module).__name__
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} expects a tensor as input, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} expects a floating-point input, got dtype {x.dtype} (use x.float())")
+    if x.dim() < min_dim:
+        raise ValueError(f"{name} expects input of shape {what}, got {tuple(x.shape)}")
+
+
+class NeuronModule(torch.nn.Module):
+    """Shared by all variants: the model, its parameters as module tensors, and ``dt``."""
+
+    model: NeuronModel
+    variant: str
+
+    def __init__(
+        self,
+        p: Any = None,
+        dt: float = 0.001,
+        *,
+        model: NeuronModel | None = None,
+        learnable: Iterable[str] = (),
+        **parameter_fields: Any,
+    ):
+        super().__init__()
+        if model is not None:
+            self.model = model
+        model = self.model
+        if self.variant not in model.variants:
+            raise ValueError(
+                f"model {model.name!r} has no {self.variant!r} variant; it offers {list(model.variants)}"
+            )
+        if p is None:
+            p = model.parameters()
+        elif not isinstance(p, model.parameters):
+            raise TypeError(
+                f"p must be {model.parameters.__name__} for model {model.name!r}, got {type(p).__name__}"
+            )
+        if parameter_fields:
+            known = {f.name for f in attrs.fields(model.parameters)}
+            unknown = sorted(set(parameter_fields) - known)
+            if unknown:
+                raise TypeError(
+                    f"unknown argument(s) {unknown} for model {model.name!r}; its parameters are "
+                    f"{sorted(known)}"
+                )
+            p = attrs.evolve(p, **parameter_fields)
+        if not (isinstance(dt, (int, float)) and dt > 0):
+            raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+        method = getattr(p, "method", None)
+        if isinstance(method, str):
+            from snncore.api import get_surrogate
+
+            get_surrogate(method)  # an unknown surrogate fails here, not mid-sequence
+        self.p = p
+        self.dt = float(dt)
+        tensors = dict(tensor_items(p))
+        learnable = list(learnable)
+        missing = sorted(set(learnable) - set(tensors))
+        if missing:
+            raise ValueError(f"learnable {missing} are not tensor parameters of {model.name!r}: {sorted(tensors)}")
+        self._tensor_fields = tuple(tensors)
+        for field, value in tensors.items():
+            value = value.detach().clone()
+            if field in learnable:
+                self.register_parameter(_buffer_name(field), torch.nn.Parameter(value))
+            else:
+                self.register_buffer(_buffer_name(field), value, persistent=False)
+
+    def parameters_now(self) -> Any:
+        """The parameter record with the module's (moved, possibly learnt) tensors."""
+        return replace_tensors(self.p, {f: getattr(self, _buffer_name(f)) for f in self._tensor_fields})
+
+    def extra_repr(self) -> str:
+        return f"model={self.model.name!r}, p={self.p}, dt={self.dt}"
+
+
+class NeuronCell(NeuronModule):
+    """One feed-forward step: ``(x (B, *features), state) -> (out, state)``."""
+
+    variant = "cell"
+
+    def initial_state(self, x: torch.Tensor) -> Any:
+        return self.model.initial_feed_forward_state(
+            self.parameters_now(), x.shape, device=x.device, dtype=x.dtype
+        )
+
+    def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        _check_input(input_tensor, 1, "(batch, *features)", self)
+        p = self.parameters_now()
+        if state is None:
+            state = self.model.initial_feed_forward_state(
+                p, input_tensor.shape, device=input_tensor.device, dtype=input_tensor.dtype
+            )
+        return self.model.feed_forward_step(input_tensor, state, p, self.dt)
+
+
+class _BackendMixin:
+    """Resolves the backend once per (device, dtype) the layer sees."""
+
+    model: NeuronModel
+    variant: str
+
+    def _init_backend(self, backend: str | Backend, record_states: bool) -> None:
+        from snncore.backends import check_backend
+
+        self.backend = backend if isinstance(backend, str) else backend.name
+        self._backend_object = None if isinstance(backend, str) else backend
+        if self._backend_object is None:
+            check_backend(self.backend, self.model, self.variant)
+        self.record_states = record_states
+        self._resolved: dict[tuple[torch.device, torch.dtype], Backend] = {}
+
+    def _backend_for(self, x: torch.Tensor) -> Backend:
+        key = (x.device, x.dtype)
+        found = self._resolved.get(key)
+        if found is None:
+            from snncore.backends import select_backend
+
+            found = self._backend_object or select_backend(
+                self.backend, self.model, self.variant, x.device, x.dtype
+            )
+            self._resolved[key] = found
+        return found
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)  # type: ignore[attr-defined]
+        state["_resolved"] = {}
+        return state
+
+
+class NeuronLayer(_BackendMixin, NeuronModule):
+    """The feed-forward step over time: ``(x (T, B, *features), state) -> (outs, final_state)``."""
+
+    variant = "layer"
+
+    def __init__(
+        self,
+        p: Any = None,
+        dt: float = 0.001,
+        *,
+        backend: str | Backend = "auto",
+        record_states: bool = False,
+        **kwargs: Any,
+    ):
+        super().__init__(p, dt, **kwargs)
+        self._init_backend(backend, record_states)
+
+    def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        _check_input(input_tensor, 2, "(time, batch, *features)", self)
+        p = self.parameters_now()
+        if state is None:
+            state = self.model.initial_feed_forward_state(
+                p, input_tensor.shape[1:], device=input_tensor.device, dtype=input_tensor.dtype
+            )
+        backend = self._backend_for(input_tensor)
+        return backend.run_layer(self.model, input_tensor, state, p, self.dt, self.record_states)
+
+
+def _zero_diagonal_gradient(grad: torch.Tensor) -> torch.Tensor:
+    return grad.clone().fill_diagonal_(0.0)
+
+
+class _WeightsMixin:
+    """``input_weights`` (hidden × input), ``recurrent_weights`` (hidden × hidden), and any extra
+    tensors the model asks for; without autapses the recurrent diagonal and its gradient are 0."""
+
+    model: NeuronModel
+    register_parameter: Any
+
+    def _init_weights(
+        self,
+        input_size: int,
+        hidden_size: int,
+        p: Any,
+        autapses: bool,
+        input_weights: torch.Tensor | None,
+        recurrent_weights: torch.Tensor | None,
+    ) -> None:
+        for name, size in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {size!r}")
+        self.input_size, self.hidden_size, self.autapses = input_size, hidden_size, autapses
+        scale = math.sqrt(2.0 / hidden_size)
+        w_in = torch.randn(hidden_size, input_size) * scale if input_weights is None else input_weights
+        w_rec = (
+            torch.randn(hidden_size, hidden_size) * scale if recurrent_weights is None else recurrent_weights
+        )
+        for name, w, shape in (
+            ("input_weights", w_in, (hidden_size, input_size)),
+            ("recurrent_weights", w_rec, (hidden_size, hidden_size)),
+        ):
+            if tuple(w.shape) != shape:
+                raise ValueError(f"{name} must have shape {shape} (hidden × input), got {tuple(w.shape)}")
+            self.register_parameter(name, torch.nn.Parameter(w.detach().clone()))
+        if not autapses:
+            with torch.no_grad():
+                self.recurrent_weights.fill_diagonal_(0.0)
+            self._hook_autapses()
+        self._module_tensor_names = tuple(self.model.module_tensors)
+        for name, init in self.model.module_tensors.items():
+            self.register_parameter(name, torch.nn.Parameter(init(hidden_size, input_size, p)))
+
+    def _hook_autapses(self) -> None:
+        self.recurrent_weights.register_hook(_zero_diagonal_gradient)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[misc]
+        if not self.autapses:
+            self._hook_autapses()
+
+    def module_tensors(self) -> Mapping[str, torch.Tensor]:
+        return {name: getattr(self, name) for name in self._module_tensor_names}
+
+    def _check_recurrent_input(self, x: torch.Tensor, dims: int, what: str) -> None:
+        _check_input(x, dims, what, self)  # type: ignore[arg-type]
+        if x.dim() != dims or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape {what} with input_size="
+                f"{self.input_size}, got {tuple(x.shape)}"
+            )
+        if x.device != self.input_weights.device:
+            raise ValueError(
+                f"{type(self).__name__}: input is on {x.device} but the weights are on "
+                f"{self.input_weights.device}; move one with .to(device)"
+            )
+
+    def _initial_recurrent_state(self, p: Any, x: torch.Tensor) -> Any:
+        return self.model.initial_state(
+            p, (x.shape[-2], self.hidden_size), device=x.device, dtype=x.dtype
+        )
+
+
+class NeuronRecurrentCell(_WeightsMixin, NeuronModule):
+    """One recurrent step: the model's step receives ``W_in·x + W_rec·z_prev``."""
+
+    variant = "recurrent_cell"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        p: Any = None,
+        autapses: bool = False,
+        dt: float = 0.001,
+        *,
+        input_weights: torch.Tensor | None = None,
+        recurrent_weights: torch.Tensor | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(p, dt, **kwargs)
+        self._init_weights(input_size, hidden_size, self.p, autapses, input_weights, recurrent_weights)
+
+    def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        self._check_recurrent_input(input_tensor, 2, "(batch, input_size)")
+        p = self.parameters_now()
+        if state is None:
+            state = self._initial_recurrent_state(p, input_tensor)
+        current = torch.nn.functional.linear(input_tensor, self.input_weights) + torch.nn.functional.linear(
+            state.z, self.recurrent_weights
+        )
+        return self.model.recurrent_step(current, state, p, self.dt, **self.module_tensors())
+
+
+class NeuronRecurrent(_BackendMixin, _WeightsMixin, NeuronModule):
+    """The recurrent step over time: ``(x (T, B, input_size), state) -> (outs, final_state)``."""
+
+    variant = "recurrent"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        p: Any = None,
+        autapses: bool = False,
+        dt: float = 0.001,
+        *,
+        input_weights: torch.Tensor | None = None,
+        recurrent_weights: torch.Tensor | None = None,
+        backend: str | Backend = "auto",
+        record_states: bool = False,
+        **kwargs: Any,
+    ):
+        super().__init__(p, dt, **kwargs)
+        self._init_weights(input_size, hidden_size, self.p, autapses, input_weights, recurrent_weights)
+        self._init_backend(backend, record_states)
+
+    def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        self._check_recurrent_input(input_tensor, 3, "(time, batch, input_size)")
+        p = self.parameters_now()
+        if state is None:
+            state = self._initial_recurrent_state(p, input_tensor)
+        backend = self._backend_for(input_tensor)
+        return backend.run_recurrent(
+            self.model, input_tensor, state, p, self.dt, self.input_weights,
+            self.recurrent_weights, self.module_tensors(), self.record_states,
+        )
+
+
+BASES: dict[str, type[NeuronModule]] = {
+    "cell": NeuronCell,
+    "recurrent_cell": NeuronRecurrentCell,
+    "layer": NeuronLayer,
+    "recurrent": NeuronRecurrent,
+}
+
+
+def build_module(model: NeuronModel, variant: str, *args: Any, **kwargs: Any) -> NeuronModule:
+    """An instance of ``variant`` for ``model`` (the plugin's named class when it exported one)."""
+    if variant not in BASES:
+        raise ValueError(f"unknown variant {variant!r}; variants are {list(BASES)}")
+    if variant not in model.variants:
+        raise ValueError(f"model {model.name!r} has no {variant!r} variant; it offers {list(model.variants)}")
+    return module_class(model, variant)(*args, **kwargs)
+
+
+_CLASSES: dict[tuple[int, str], tuple[NeuronModel, type]] = {}
+
+
+def module_class(
+    model: NeuronModel, variant: str, class_name: str | None = None, module: str | None = None
+) -> type:
+    """The module class of ``variant`` for ``model``, made once and reused.
+
+    A plugin exports Norse-style names with it, e.g.
+    ``LIFCell = module_class(LIF, "cell", "LIFCell", __name__)``; ``module`` must be where the
+    name is importable so that instances pickle.
+    """
+    key = (id(model), variant)
+    if key in _CLASSES:
+        return _CLASSES[key][1]
+    base = BASES[variant]
+    name = class_name or "".join(part.title() for part in f"{model.name}_{variant}".split("_"))
+    doc = (
+        f"{model.summary} — {variant} variant.\n\n{base.__doc__}\n\n{model.equations}".rstrip()
+    )
+    cls = type(name, (base,), {"model": model, "__doc__": doc, "__module__": module or base.__module__})
+    cls.__qualname__ = name
+    _CLASSES[key] = (model, cls)
+    return cls

@@ -1,0 +1,129 @@
+"""Surrogate gradients: the built-in plugin that registers them, and the spike function.
+
+Forward is always the Heaviside step ``Θ(x) = 1[x > 0]``; backward multiplies the incoming
+gradient by a pseudo-derivative ``dΘ/dx ≈ f(x, alpha)`` of sharpness ``alpha``.  A model's
+parameters name theirs with ``method`` (default ``"super"``) and ``alpha``.
+
+Built in (``x`` is the distance to threshold, e.g. ``v - v_th``):
+
+==============  ===================================================  =============================
+name            backward factor                                      source
+==============  ===================================================  =============================
+super           1 / (alpha·|x| + 1)²                                 Zenke & Ganguli 2018
+heaviside       0                                                    (no gradient)
+triangle        alpha · max(0, 1 − |x|)                              Esser et al. 2016
+tanh            1 − tanh²(alpha·x)                                   Norse
+circ            alpha³ / (alpha² + x²)^(3/2)                         Norse
+heavi_erfc      (2/√π) · exp(−(alpha·x)²)                            Norse
+logistic        alpha · σ(alpha·x) · (1 − σ(alpha·x))                snnTorch "sigmoid"
+atan            alpha / (2·(1 + (π/2·alpha·x)²))                     Fang et al. 2021
+==============  ===================================================  =============================
+
+``fast_sigmoid`` is an alias of ``super`` (the name snnTorch users know).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import torch
+
+from snncore.hookspecs import hookimpl
+
+Derivative = Callable[[torch.Tensor, Any], torch.Tensor]
+
+
+class _HeavisideWithSurrogate(torch.autograd.Function):
+    """Θ(x) forward; ``grad · derivative(x, alpha)`` backward.  ``alpha`` gets no gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, alpha: Any, derivative: Derivative) -> torch.Tensor:
+        if torch.is_tensor(alpha):
+            ctx.save_for_backward(x, alpha)
+        else:
+            ctx.save_for_backward(x)
+            ctx.alpha = alpha
+        ctx.derivative = derivative
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        if len(ctx.saved_tensors) == 2:
+            x, alpha = ctx.saved_tensors
+        else:
+            (x,), alpha = ctx.saved_tensors, ctx.alpha
+        return grad_output * ctx.derivative(x, alpha), None, None
+
+
+@attrs.frozen
+class Surrogate:
+    """A named surrogate gradient.  Calling it spikes: ``surrogate(x, alpha) -> Θ(x)``."""
+
+    name: str
+    derivative: Derivative = attrs.field(repr=False)
+    formula: str = ""
+    summary: str = ""
+
+    def __call__(self, x: torch.Tensor, alpha: Any = 100.0) -> torch.Tensor:
+        return _HeavisideWithSurrogate.apply(x, alpha, self.derivative)
+
+
+def spike(x: torch.Tensor, method: str, alpha: Any) -> torch.Tensor:
+    """Θ(x) with the registered surrogate ``method`` in the backward pass."""
+    from snncore.api import get_surrogate
+
+    return get_surrogate(method)(x, alpha)
+
+
+def _super(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    return 1.0 / (alpha * x.abs() + 1.0).square()
+
+
+def _heaviside(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    return torch.zeros_like(x)
+
+
+def _triangle(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    return alpha * torch.relu(1.0 - x.abs())
+
+
+def _tanh(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    return 1.0 - torch.tanh(alpha * x).square()
+
+
+def _circ(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    return alpha**3 / (alpha**2 + x.square()).pow(1.5)
+
+
+def _heavi_erfc(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    return (2.0 / math.sqrt(math.pi)) * torch.exp(-(alpha * x).square())
+
+
+def _logistic(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    s = torch.sigmoid(alpha * x)
+    return alpha * s * (1.0 - s)
+
+
+def _atan(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    return alpha / (2.0 * (1.0 + (math.pi / 2.0 * alpha * x).square()))
+
+
+BUILTIN = (
+    (Surrogate("super", _super, "1/(alpha*|x|+1)^2", "SuperSpike fast sigmoid"), ("fast_sigmoid",)),
+    (Surrogate("heaviside", _heaviside, "0", "no gradient (exact step)"), ()),
+    (Surrogate("triangle", _triangle, "alpha*max(0,1-|x|)", "triangle / piecewise linear"), ()),
+    (Surrogate("tanh", _tanh, "1-tanh(alpha*x)^2", "derivative of tanh"), ()),
+    (Surrogate("circ", _circ, "alpha^3/(alpha^2+x^2)^(3/2)", "circular"), ()),
+    (Surrogate("heavi_erfc", _heavi_erfc, "2/sqrt(pi)*exp(-(alpha*x)^2)", "erfc-smoothed step"), ()),
+    (Surrogate("logistic", _logistic, "alpha*s*(1-s), s=sigmoid(alpha*x)", "logistic sigmoid"), ()),
+    (Surrogate("atan", _atan, "alpha/(2*(1+(pi/2*alpha*x)^2))", "arc tangent"), ()),
+)
+
+
+@hookimpl
+def register_surrogates(register: Callable[..., None]) -> None:
+    for surrogate, aliases in BUILTIN:
+        register(surrogate, aliases=aliases)
