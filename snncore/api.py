@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from snncore.plugins import PluginRecord, get_manager
+from snncore.plugins import KINDS, PluginRecord, get_manager
 from snncore.protocols import Backend, NeuronModel, Task
 from snncore.registry import Registry
 from snncore.surrogates import Surrogate
@@ -64,7 +64,10 @@ def get_task(name: str) -> Task:
 
 def plugins() -> list[PluginRecord]:
     """Every discovered plugin with its status (``loaded``, ``failed``, ``disabled``) and error."""
-    return list(get_manager().records.values())
+    manager = get_manager()
+    for kind in KINDS:
+        manager.registry(kind)  # run the hooks, so that hook failures are recorded too
+    return list(manager.records.values())
 
 
 def register_plugin(plugin: Any, name: str | None = None) -> PluginRecord:

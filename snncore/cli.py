@@ -19,6 +19,12 @@ from snncore.registry import NameConflictError, UnknownNameError, describe
 SCHEMA_VERSION = 1
 
 
+class NameLookupError(click.ClickException):
+    """An unknown or ambiguous name: exit code 2, like a usage error, without the usage text."""
+
+    exit_code = 2
+
+
 class SNNGroup(click.Group):
     """Turns the library's expected errors into one-line messages with the right exit code."""
 
@@ -26,7 +32,7 @@ class SNNGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (UnknownNameError, NameConflictError) as exc:
-            raise click.UsageError(str(exc), ctx) from None
+            raise NameLookupError(str(exc)) from None
         except (ValueError, TypeError, RuntimeError) as exc:
             from snncore.backends import BackendUnavailableError
 

@@ -174,8 +174,9 @@ class PluginManager:
 
     def _build_registries(self) -> dict[str, Registry[Any]]:
         registries: dict[str, Registry[Any]] = {kind: Registry(kind) for kind in KINDS}
-        for record in self.records.values():
-            record.hook_errors.clear()
+        for record in self.records.values():  # keep register_commands errors: not rebuilt here
+            for hook_name in KINDS.values():
+                record.hook_errors.pop(hook_name, None)
         for kind, hook_name in KINDS.items():
             for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
                 record = self.records.get(impl.plugin_name)

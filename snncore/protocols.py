@@ -46,6 +46,10 @@ class NeuronModel:
     recurrent_step: StepFunction | None = None
     state: type | None = None
     initial_state: InitialState | None = None
+    #: Optional: all T feed-forward steps in one call, ``(x, state, p, dt) -> (outs, state)``,
+    #: equal to looping ``feed_forward_step``; it may return ``None`` to decline (the backend
+    #: then loops).  Lets a model replace the per-operation autograd tape with its own backward.
+    feed_forward_sequence: Callable[..., Any] | None = None
     #: Extra tensors the recurrent modules own besides the two weight matrices, by name.
     module_tensors: Mapping[str, TensorInit] = attrs.field(factory=dict)
     #: What the step returns: ``"spikes"`` or, for non-spiking readouts, ``"voltage"``.

@@ -78,8 +78,10 @@ def spike(x: torch.Tensor, method: str, alpha: Any) -> torch.Tensor:
     return get_surrogate(method)(x, alpha)
 
 
+# The derivatives run in the backward pass of every spike of every step: they work in place on
+# their own temporaries to keep the number of full-size tensors (and kernel launches) low.
 def _super(x: torch.Tensor, alpha: Any) -> torch.Tensor:
-    return 1.0 / (alpha * x.abs() + 1.0).square()
+    return x.abs().mul_(alpha).add_(1.0).square_().reciprocal_()
 
 
 def _heaviside(x: torch.Tensor, alpha: Any) -> torch.Tensor:
@@ -87,7 +89,7 @@ def _heaviside(x: torch.Tensor, alpha: Any) -> torch.Tensor:
 
 
 def _triangle(x: torch.Tensor, alpha: Any) -> torch.Tensor:
-    return alpha * torch.relu(1.0 - x.abs())
+    return x.abs().neg_().add_(1.0).clamp_(min=0.0).mul_(alpha)
 
 
 def _tanh(x: torch.Tensor, alpha: Any) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Runs every model, variant, device and floating dtype.  The loop walks ``x.unbind(0)`` rather than
 indexing ``x[t]``: the backward of each index op fills a zero tensor as large as all of ``x``,
 which makes back-propagation through T steps cost O(T²); ``unbind`` has one backward for the
-whole sequence.  For recurrent layers ``W_in·x`` is one matrix product over all steps before the
+whole sequence.  A model may supply ``feed_forward_sequence`` (all steps in one call, with its
+own backward); it is used when states are not recorded and the model accepts.  For recurrent layers ``W_in·x`` is one matrix product over all steps before the
 loop.  Outputs are collected in a list and stacked once.
 """
 
@@ -50,6 +51,10 @@ class TorchBackend:
     def run_layer(
         self, model: NeuronModel, x: torch.Tensor, state: Any, p: Any, dt: float, record_states: bool
     ) -> tuple[torch.Tensor, Any]:
+        if model.feed_forward_sequence is not None and not record_states:
+            result = model.feed_forward_sequence(x, state, p, dt)
+            if result is not None:
+                return result
         step = model.feed_forward_step
         outputs, states = [], []
         for x_t in x.unbind(0):

@@ -95,6 +95,13 @@ class LILinearCell(LICell):
         self.input_weights = torch.nn.Parameter(torch.randn(hidden_size, input_size) / math.sqrt(input_size))
 
     def forward(self, input_tensor: torch.Tensor, state: LIState | None = None) -> tuple[torch.Tensor, LIState]:
+        if not isinstance(input_tensor, torch.Tensor):
+            raise TypeError(f"LILinearCell expects a tensor, got {type(input_tensor).__name__}")
+        if not input_tensor.is_floating_point():
+            raise TypeError(
+                f"LILinearCell expects a floating-point input, got dtype {input_tensor.dtype} "
+                "(use x.float())"
+            )
         if input_tensor.dim() != 2 or input_tensor.shape[-1] != self.input_size:
             raise ValueError(
                 f"LILinearCell expects input of shape (batch, input_size={self.input_size}), "

@@ -123,6 +123,12 @@ def initial_state(p: LIFParameters, shape: Any, device: Any = None, dtype: Any =
     return LIFState(z=zeros, v=zeros + p.v_leak.detach().to(device=device, dtype=dtype), i=zeros)
 
 
+def _feed_forward_sequence(x: torch.Tensor, state: LIFFeedForwardState, p: LIFParameters, dt: float) -> Any:
+    from snn_lif.sequence import lif_feed_forward_sequence
+
+    return lif_feed_forward_sequence(x, state, p, dt)
+
+
 LIF_MODEL = snncore.NeuronModel(
     name="lif",
     family="lif",
@@ -131,6 +137,7 @@ LIF_MODEL = snncore.NeuronModel(
     feed_forward_step=lif_feed_forward_step,
     feed_forward_state=LIFFeedForwardState,
     initial_feed_forward_state=initial_feed_forward_state,
+    feed_forward_sequence=_feed_forward_sequence,
     recurrent_step=lif_recurrent_step,
     state=LIFState,
     initial_state=initial_state,
