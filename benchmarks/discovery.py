@@ -25,9 +25,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     runs = parser.parse_args().runs
     snn = str(Path(sys.executable).parent / "snn")
-    commands = {"import torch": [sys.executable, "-c", "import torch"], "snn list-models": [snn, "list-models"]}
+    commands = {
+        "import torch": [sys.executable, "-c", "import torch"],
+        "snn list-models": [snn, "list-models"],
+    }
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for name, cmd in commands.items():  # warm the file cache
+    for cmd in commands.values():  # warm the file cache
         wall(cmd)
     for _ in range(runs):
         for name, cmd in commands.items():
@@ -35,7 +38,9 @@ def main() -> None:
     medians = {name: statistics.median(t) for name, t in times.items()}
     for name, m in medians.items():
         print(f"{name:<16} median {m:.3f} s over {runs} runs (min {min(times[name]):.3f} s)")
-    print(f"ratio snn list-models / import torch: {medians['snn list-models'] / medians['import torch']:.2f}")
+    print(
+        f"ratio snn list-models / import torch: {medians['snn list-models'] / medians['import torch']:.2f}"
+    )
 
 
 if __name__ == "__main__":

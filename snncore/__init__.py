@@ -1,9 +1,9 @@
 """snncore: spiking neural networks on PyTorch, a small core plus plugins.
 
-    import snncore
-    snncore.list_models()
-    layer = snncore.create("lif", variant="layer")          # a torch.nn.Module
-    spikes, state = layer(torch.rand(100, 8, 32))           # (time, batch, features)
+import snncore
+snncore.list_models()
+layer = snncore.create("lif", variant="layer")          # a torch.nn.Module
+spikes, state = layer(torch.rand(100, 8, 32))           # (time, batch, features)
 """
 
 from __future__ import annotations

@@ -79,7 +79,9 @@ def unregister_plugin(name: str) -> None:
     get_manager().unregister_plugin(name)
 
 
-def create(name: str, variant: str = "layer", backend: str = "auto", **kwargs: Any) -> torch.nn.Module:
+def create(
+    name: str, variant: str = "layer", backend: str = "auto", **kwargs: Any
+) -> torch.nn.Module:
     """Build a model's module by name.
 
     ``variant`` is ``cell``, ``recurrent_cell``, ``layer`` or ``recurrent``; ``kwargs`` are the
@@ -90,5 +92,7 @@ def create(name: str, variant: str = "layer", backend: str = "auto", **kwargs: A
     if variant in ("layer", "recurrent"):
         kwargs["backend"] = backend
     elif backend != "auto":
-        raise ValueError(f"variant {variant!r} runs one step and takes no backend (got {backend!r})")
+        raise ValueError(
+            f"variant {variant!r} runs one step and takes no backend (got {backend!r})"
+        )
     return model.module(variant, **kwargs)

@@ -61,7 +61,9 @@ def _refuse(
     backend: Backend, reason: str, model: NeuronModel, variant: str, device: Any, dtype: Any
 ) -> None:
     others = [b.name for b in backends_supporting(model, variant, device, dtype)]
-    alternatives = f"backends that do: {', '.join(others)}" if others else "no installed backend does"
+    alternatives = (
+        f"backends that do: {', '.join(others)}" if others else "no installed backend does"
+    )
     raise BackendUnavailableError(
         f"backend {backend.name!r} cannot run the {variant} of model {model.name!r}"
         f"{_where(device, dtype)}: {reason}; {alternatives}"

@@ -15,10 +15,18 @@ from typing import Any
 import torch
 
 #: Our model name -> the reference library's layer class of the same model.
-REFERENCE_LAYERS = {"lif": "LIF", "li": "LI", "lif_adex": "LIFAdEx", "lif_ex": "LIFEx", "lsnn": "LSNN"}
+REFERENCE_LAYERS = {
+    "lif": "LIF",
+    "li": "LI",
+    "lif_adex": "LIFAdEx",
+    "lif_ex": "LIFEx",
+    "lsnn": "LSNN",
+}
 
 
-def _time_forward_backward(layer: torch.nn.Module, x: torch.Tensor, runs: int, warmup: int) -> float:
+def _time_forward_backward(
+    layer: torch.nn.Module, x: torch.Tensor, runs: int, warmup: int
+) -> float:
     def once() -> float:
         x_in = x.detach().requires_grad_(True)
         if x.is_cuda:
@@ -61,8 +69,10 @@ def run_bench(
     model = get_model(model_name)
     dev = torch.device(device)
     x = torch.rand(steps, batch, neurons, device=dev) * 2.0
-    echo(f"bench: {model_name} layer, forward+backward, T={steps} B={batch} N={neurons}, "
-         f"{dev}, float32, median of {repeat}")
+    echo(
+        f"bench: {model_name} layer, forward+backward, T={steps} B={batch} N={neurons}, "
+        f"{dev}, float32, median of {repeat}"
+    )
     times: dict[str, float] = {}
     for backend in backends_supporting(model, "layer", dev, x.dtype):
         layer = create(model_name, variant="layer", backend=backend.name).to(dev)

@@ -57,9 +57,9 @@ def _echo_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         return
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[k]) for r in cells)) for k, c in enumerate(columns)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for r in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
 def _cell(value: Any) -> str:
@@ -77,7 +77,9 @@ def _warn_conflicts(kind: str) -> list[dict[str, Any]]:
             f"use the qualified name ({', '.join(p.plugin + ':' + name for p in providers)})",
             err=True,
         )
-        conflicts.append({"name": name, "plugins": [p.plugin for p in providers], "distributions": dists})
+        conflicts.append(
+            {"name": name, "plugins": [p.plugin for p in providers], "distributions": dists}
+        )
     return conflicts
 
 
@@ -98,7 +100,9 @@ def _model_row(entry: Any) -> dict[str, Any]:
     from snncore.backends import backends_supporting
 
     model = entry.obj
-    loop_variant = next((v for v in model.variants if v in ("layer", "recurrent")), model.variants[0])
+    loop_variant = next(
+        (v for v in model.variants if v in ("layer", "recurrent")), model.variants[0]
+    )
     return {
         **_entry_row(entry),
         "family": model.family,
@@ -131,7 +135,9 @@ def list_models_command(as_json: bool, family: str | None, backend: str | None) 
 
 def _list_command(kind: str, help_text: str, extra: tuple[str, ...] = ()) -> None:
     @cli.command(f"list-{kind}s", help=help_text)
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli-json.md).")
+    @click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli-json.md)."
+    )
     def command(as_json: bool) -> None:
         rows = []
         for entry in get_manager().registry(kind).entries():
@@ -204,7 +210,9 @@ def info_command(name: str, as_json: bool) -> None:
     if as_json:
         _echo_json({"model": row})
         return
-    click.echo(f"{model.name} ({model.family}) from {entry.provider.distribution} {entry.provider.version}")
+    click.echo(
+        f"{model.name} ({model.family}) from {entry.provider.distribution} {entry.provider.version}"
+    )
     click.echo(f"  {model.summary}")
     if model.reference:
         click.echo(f"  reference: {model.reference}")
@@ -215,7 +223,10 @@ def info_command(name: str, as_json: bool) -> None:
     _echo_table(row["parameters"], ["name", "default", "unit", "doc"])
     click.echo("\nstate variables:")
     for variant, fields in row["states"].items():
-        click.echo(f"  {variant}: " + ", ".join(f"{f['name']} [{f['unit']}]" if f["unit"] else f["name"] for f in fields))
+        click.echo(
+            f"  {variant}: "
+            + ", ".join(f"{f['name']} [{f['unit']}]" if f["unit"] else f["name"] for f in fields)
+        )
     click.echo(f"\nvariants: {', '.join(model.variants)}")
     click.echo(f"backends: {', '.join(row['backends']) or '(none installed)'}")
 
@@ -238,22 +249,30 @@ def simulate_command(
 
     model = get_model(name)
     if "layer" not in model.variants:
-        raise click.UsageError(f"model {name!r} has no feed-forward layer; it offers {list(model.variants)}")
+        raise click.UsageError(
+            f"model {name!r} has no feed-forward layer; it offers {list(model.variants)}"
+        )
     generator = torch.Generator().manual_seed(seed)
     gain = torch.linspace(0.5, 1.5, neurons)  # a spread of drives, so the counts differ
     x = current * gain * (1 + 0.1 * torch.randn(steps, batch, neurons, generator=generator))
     layer = create(name, variant="layer", backend=backend)
     with torch.no_grad():
         out, _ = layer(x)
-    click.echo(f"{name}: {steps} steps of dt={layer.dt} s, batch {batch}, {neurons} neurons, "
-               f"input current {current} x gain 0.5..1.5 (+10% noise), backend {layer._backend_for(x).name}")
+    click.echo(
+        f"{name}: {steps} steps of dt={layer.dt} s, batch {batch}, {neurons} neurons, "
+        f"input current {current} x gain 0.5..1.5 (+10% noise), backend {layer._backend_for(x).name}"
+    )
     if model.output != "spikes":
-        click.echo(f"final output ({model.output}) per neuron: {[round(v, 4) for v in out[-1].mean(0).tolist()]}")
+        click.echo(
+            f"final output ({model.output}) per neuron: {[round(v, 4) for v in out[-1].mean(0).tolist()]}"
+        )
         return
     counts = out.sum(dim=(0, 1)).to(torch.int64).tolist()
     rates = out.mean(dim=(0, 1)) / layer.dt
     click.echo(f"spike counts per neuron: {counts}")
-    click.echo(f"mean rate: {rates.mean().item():.1f} Hz (min {rates.min().item():.1f}, max {rates.max().item():.1f})")
+    click.echo(
+        f"mean rate: {rates.mean().item():.1f} Hz (min {rates.min().item():.1f}, max {rates.max().item():.1f})"
+    )
 
 
 @cli.command("bench")
@@ -263,8 +282,12 @@ def simulate_command(
 @click.option("-N", "neurons", default=4096, show_default=True, type=click.IntRange(1))
 @click.option("--repeat", default=3, show_default=True, type=click.IntRange(1))
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--reference/--no-reference", default=True, show_default=True,
-              help="Also time the reference library (norse), when installed.")
+@click.option(
+    "--reference/--no-reference",
+    default=True,
+    show_default=True,
+    help="Also time the reference library (norse), when installed.",
+)
 def bench_command(
     model_name: str, steps: int, batch: int, neurons: int, repeat: int, device: str, reference: bool
 ) -> None:

@@ -25,7 +25,9 @@ def poisson_encode(
     and shape ``(seq_length, *x.shape)``.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"poisson_encode expects a floating-point tensor, got {getattr(x, 'dtype', type(x))}")
+        raise TypeError(
+            f"poisson_encode expects a floating-point tensor, got {getattr(x, 'dtype', type(x))}"
+        )
     uniform = torch.rand(
         (seq_length, *x.shape), device=x.device, dtype=x.dtype, generator=generator
     )

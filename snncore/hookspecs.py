@@ -22,7 +22,8 @@ A hook implementation may accept fewer arguments than the specification (pluggy'
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

@@ -40,7 +40,9 @@ def _check_input(x: Any, min_dim: int, what: str, module: torch.nn.Module) -> No
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} expects a tensor as input, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"{name} expects a floating-point input, got dtype {x.dtype} (use x.float())")
+        raise TypeError(
+            f"{name} expects a floating-point input, got dtype {x.dtype} (use x.float())"
+        )
     if x.dim() < min_dim:
         raise ValueError(f"{name} expects input of shape {what}, got {tuple(x.shape)}")
 
@@ -96,7 +98,9 @@ class NeuronModule(torch.nn.Module):
         learnable = list(learnable)
         missing = sorted(set(learnable) - set(tensors))
         if missing:
-            raise ValueError(f"learnable {missing} are not tensor parameters of {model.name!r}: {sorted(tensors)}")
+            raise ValueError(
+                f"learnable {missing} are not tensor parameters of {model.name!r}: {sorted(tensors)}"
+            )
         self._tensor_fields = tuple(tensors)
         for field, value in tensors.items():
             value = value.detach().clone()
@@ -107,7 +111,9 @@ class NeuronModule(torch.nn.Module):
 
     def parameters_now(self) -> Any:
         """The parameter record with the module's (moved, possibly learnt) tensors."""
-        return replace_tensors(self.p, {f: getattr(self, _buffer_name(f)) for f in self._tensor_fields})
+        return replace_tensors(
+            self.p, {f: getattr(self, _buffer_name(f)) for f in self._tensor_fields}
+        )
 
     def extra_repr(self) -> str:
         return f"model={self.model.name!r}, p={self.p}, dt={self.dt}"
@@ -220,16 +226,22 @@ class _WeightsMixin:
                 raise ValueError(f"{name} must be a positive integer, got {size!r}")
         self.input_size, self.hidden_size, self.autapses = input_size, hidden_size, autapses
         scale = math.sqrt(2.0 / hidden_size)
-        w_in = torch.randn(hidden_size, input_size) * scale if input_weights is None else input_weights
+        w_in = (
+            torch.randn(hidden_size, input_size) * scale if input_weights is None else input_weights
+        )
         w_rec = (
-            torch.randn(hidden_size, hidden_size) * scale if recurrent_weights is None else recurrent_weights
+            torch.randn(hidden_size, hidden_size) * scale
+            if recurrent_weights is None
+            else recurrent_weights
         )
         for name, w, shape in (
             ("input_weights", w_in, (hidden_size, input_size)),
             ("recurrent_weights", w_rec, (hidden_size, hidden_size)),
         ):
             if tuple(w.shape) != shape:
-                raise ValueError(f"{name} must have shape {shape} (hidden × input), got {tuple(w.shape)}")
+                raise ValueError(
+                    f"{name} must have shape {shape} (hidden × input), got {tuple(w.shape)}"
+                )
             self.register_parameter(name, torch.nn.Parameter(w.detach().clone()))
         if not autapses:
             with torch.no_grad():
@@ -287,16 +299,18 @@ class NeuronRecurrentCell(_WeightsMixin, NeuronModule):
         **kwargs: Any,
     ):
         super().__init__(p, dt, **kwargs)
-        self._init_weights(input_size, hidden_size, self.p, autapses, input_weights, recurrent_weights)
+        self._init_weights(
+            input_size, hidden_size, self.p, autapses, input_weights, recurrent_weights
+        )
 
     def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         self._check_recurrent_input(input_tensor, 2, "(batch, input_size)")
         p = self.parameters_now()
         if state is None:
             state = self._initial_recurrent_state(p, input_tensor)
-        current = torch.nn.functional.linear(input_tensor, self.input_weights) + torch.nn.functional.linear(
-            state.z, self.recurrent_weights
-        )
+        current = torch.nn.functional.linear(
+            input_tensor, self.input_weights
+        ) + torch.nn.functional.linear(state.z, self.recurrent_weights)
         return self.model.recurrent_step(current, state, p, self.dt, **self.module_tensors())
 
 
@@ -320,7 +334,9 @@ class NeuronRecurrent(_BackendMixin, _WeightsMixin, NeuronModule):
         **kwargs: Any,
     ):
         super().__init__(p, dt, **kwargs)
-        self._init_weights(input_size, hidden_size, self.p, autapses, input_weights, recurrent_weights)
+        self._init_weights(
+            input_size, hidden_size, self.p, autapses, input_weights, recurrent_weights
+        )
         self._init_backend(backend, record_states)
 
     def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
@@ -330,8 +346,15 @@ class NeuronRecurrent(_BackendMixin, _WeightsMixin, NeuronModule):
             state = self._initial_recurrent_state(p, input_tensor)
         backend = self._backend_for(input_tensor)
         return backend.run_recurrent(
-            self.model, input_tensor, state, p, self.dt, self.input_weights,
-            self.recurrent_weights, self.module_tensors(), self.record_states,
+            self.model,
+            input_tensor,
+            state,
+            p,
+            self.dt,
+            self.input_weights,
+            self.recurrent_weights,
+            self.module_tensors(),
+            self.record_states,
         )
 
 
@@ -348,7 +371,9 @@ def build_module(model: NeuronModel, variant: str, *args: Any, **kwargs: Any) ->
     if variant not in BASES:
         raise ValueError(f"unknown variant {variant!r}; variants are {list(BASES)}")
     if variant not in model.variants:
-        raise ValueError(f"model {model.name!r} has no {variant!r} variant; it offers {list(model.variants)}")
+        raise ValueError(
+            f"model {model.name!r} has no {variant!r} variant; it offers {list(model.variants)}"
+        )
     return module_class(model, variant)(*args, **kwargs)
 
 
@@ -369,10 +394,10 @@ def module_class(
         return _CLASSES[key][1]
     base = BASES[variant]
     name = class_name or "".join(part.title() for part in f"{model.name}_{variant}".split("_"))
-    doc = (
-        f"{model.summary} — {variant} variant.\n\n{base.__doc__}\n\n{model.equations}".rstrip()
+    doc = f"{model.summary} — {variant} variant.\n\n{base.__doc__}\n\n{model.equations}".rstrip()
+    cls = type(
+        name, (base,), {"model": model, "__doc__": doc, "__module__": module or base.__module__}
     )
-    cls = type(name, (base,), {"model": model, "__doc__": doc, "__module__": module or base.__module__})
     cls.__qualname__ = name
     _CLASSES[key] = (model, cls)
     return cls

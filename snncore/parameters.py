@@ -49,7 +49,11 @@ def method_field(default: str = "super") -> Any:
     return attrs.field(
         default=default,
         validator=attrs.validators.instance_of(str),
-        metadata={"unit": "", "doc": "surrogate gradient (see `snn list-surrogates`)", "default": default},
+        metadata={
+            "unit": "",
+            "doc": "surrogate gradient (see `snn list-surrogates`)",
+            "default": default,
+        },
     )
 
 
@@ -70,13 +74,19 @@ def describe_parameters(cls: type) -> list[dict[str, Any]]:
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             default = default.factory()
         if attrs.has(type(default)):
-            rows += [{**r, "name": f"{f.name}.{r['name']}"} for r in describe_parameters(type(default))]
+            rows += [
+                {**r, "name": f"{f.name}.{r['name']}"} for r in describe_parameters(type(default))
+            ]
             continue
         if isinstance(default, torch.Tensor):
             default = default.tolist()
         rows.append(
-            {"name": f.name, "default": default, "unit": f.metadata.get("unit", ""),
-             "doc": f.metadata.get("doc", "")}
+            {
+                "name": f.name,
+                "default": default,
+                "unit": f.metadata.get("unit", ""),
+                "doc": f.metadata.get("doc", ""),
+            }
         )
     return rows
 

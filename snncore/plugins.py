@@ -96,7 +96,9 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
         self._registries: dict[str, Registry[Any]] | None = None
-        self._autoload = (not _env_flag("SNNCORE_DISABLE_PLUGIN_AUTOLOAD")) if autoload is None else autoload
+        self._autoload = (
+            (not _env_flag("SNNCORE_DISABLE_PLUGIN_AUTOLOAD")) if autoload is None else autoload
+        )
         self._load_builtins()
         if self._autoload:
             self._load_entry_points()

@@ -62,10 +62,14 @@ class NeuronModel:
         if self.feed_forward_step is not None and (
             self.feed_forward_state is None or self.initial_feed_forward_state is None
         ):
-            raise TypeError(f"model {self.name!r}: feed_forward_step needs its state and initial state")
+            raise TypeError(
+                f"model {self.name!r}: feed_forward_step needs its state and initial state"
+            )
         if self.recurrent_step is not None:
             if self.state is None or self.initial_state is None:
-                raise TypeError(f"model {self.name!r}: recurrent_step needs its state and initial state")
+                raise TypeError(
+                    f"model {self.name!r}: recurrent_step needs its state and initial state"
+                )
             if "z" not in getattr(self.state, "_fields", ()):
                 raise TypeError(f"model {self.name!r}: a recurrent state needs a 'z' field")
         if not attrs.has(self.parameters):

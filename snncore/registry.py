@@ -92,7 +92,9 @@ class Registry(Generic[T]):
                 raise ValueError(f"invalid {self.kind} name {key!r}: must be non-empty, no ':'")
             mine = any(o.provider.plugin == e.provider.plugin for o in self._by_name.get(key, []))
             if key in seen or mine:
-                raise ValueError(f"plugin {e.provider.plugin!r} registers {self.kind} {key!r} twice")
+                raise ValueError(
+                    f"plugin {e.provider.plugin!r} registers {self.kind} {key!r} twice"
+                )
             seen.add(key)
         for key, e in keys:
             same = self._by_name.setdefault(key, [])

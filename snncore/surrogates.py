@@ -119,7 +119,10 @@ BUILTIN = (
     (Surrogate("triangle", _triangle, "alpha*max(0,1-|x|)", "triangle / piecewise linear"), ()),
     (Surrogate("tanh", _tanh, "1-tanh(alpha*x)^2", "derivative of tanh"), ()),
     (Surrogate("circ", _circ, "alpha^3/(alpha^2+x^2)^(3/2)", "circular"), ()),
-    (Surrogate("heavi_erfc", _heavi_erfc, "2/sqrt(pi)*exp(-(alpha*x)^2)", "erfc-smoothed step"), ()),
+    (
+        Surrogate("heavi_erfc", _heavi_erfc, "2/sqrt(pi)*exp(-(alpha*x)^2)", "erfc-smoothed step"),
+        (),
+    ),
     (Surrogate("logistic", _logistic, "alpha*s*(1-s), s=sigmoid(alpha*x)", "logistic sigmoid"), ()),
     (Surrogate("atan", _atan, "alpha/(2*(1+(pi/2*alpha*x)^2))", "arc tangent"), ()),
 )

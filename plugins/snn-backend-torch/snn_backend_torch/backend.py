@@ -49,7 +49,13 @@ class TorchBackend:
         return None
 
     def run_layer(
-        self, model: NeuronModel, x: torch.Tensor, state: Any, p: Any, dt: float, record_states: bool
+        self,
+        model: NeuronModel,
+        x: torch.Tensor,
+        state: Any,
+        p: Any,
+        dt: float,
+        record_states: bool,
     ) -> tuple[torch.Tensor, Any]:
         if model.feed_forward_sequence is not None and not record_states:
             result = model.feed_forward_sequence(x, state, p, dt)

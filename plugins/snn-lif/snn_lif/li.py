@@ -53,7 +53,9 @@ def li_step(
     dt: float = 0.001,
 ) -> tuple[torch.Tensor, LIState]:
     """One step with the input weighted first: ``i1 = i + W·x``."""
-    return li_feed_forward_step(torch.nn.functional.linear(input_spikes, input_weights), state, p, dt)
+    return li_feed_forward_step(
+        torch.nn.functional.linear(input_spikes, input_weights), state, p, dt
+    )
 
 
 def initial_state(p: LIParameters, shape: Any, device: Any = None, dtype: Any = None) -> LIState:
@@ -88,13 +90,22 @@ class LILinearCell(LICell):
     """
 
     def __init__(
-        self, input_size: int, hidden_size: int, p: LIParameters | None = None, dt: float = 0.001, **kwargs: Any
+        self,
+        input_size: int,
+        hidden_size: int,
+        p: LIParameters | None = None,
+        dt: float = 0.001,
+        **kwargs: Any,
     ):
         super().__init__(p, dt, **kwargs)
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.input_weights = torch.nn.Parameter(torch.randn(hidden_size, input_size) / math.sqrt(input_size))
+        self.input_weights = torch.nn.Parameter(
+            torch.randn(hidden_size, input_size) / math.sqrt(input_size)
+        )
 
-    def forward(self, input_tensor: torch.Tensor, state: LIState | None = None) -> tuple[torch.Tensor, LIState]:
+    def forward(
+        self, input_tensor: torch.Tensor, state: LIState | None = None
+    ) -> tuple[torch.Tensor, LIState]:
         if not isinstance(input_tensor, torch.Tensor):
             raise TypeError(f"LILinearCell expects a tensor, got {type(input_tensor).__name__}")
         if not input_tensor.is_floating_point():

@@ -123,7 +123,9 @@ def initial_state(p: LIFParameters, shape: Any, device: Any = None, dtype: Any =
     return LIFState(z=zeros, v=zeros + p.v_leak.detach().to(device=device, dtype=dtype), i=zeros)
 
 
-def _feed_forward_sequence(x: torch.Tensor, state: LIFFeedForwardState, p: LIFParameters, dt: float) -> Any:
+def _feed_forward_sequence(
+    x: torch.Tensor, state: LIFFeedForwardState, p: LIFParameters, dt: float
+) -> Any:
     from snn_lif.sequence import lif_feed_forward_sequence
 
     return lif_feed_forward_sequence(x, state, p, dt)

@@ -68,5 +68,7 @@ LIF_MC_MODEL = snncore.NeuronModel(
     units={"z": "spikes (0/1)", "v": "V", "i": "A (model units)", "g_coupling": "1/s"},
 )
 
-LIFMCRecurrentCell = snncore.module_class(LIF_MC_MODEL, "recurrent_cell", "LIFMCRecurrentCell", __name__)
+LIFMCRecurrentCell = snncore.module_class(
+    LIF_MC_MODEL, "recurrent_cell", "LIFMCRecurrentCell", __name__
+)
 LIFMCRecurrent = snncore.module_class(LIF_MC_MODEL, "recurrent", "LIFMCRecurrent", __name__)

@@ -78,7 +78,10 @@ class _LIFFeedForwardSequence(torch.autograd.Function):
 
 
 def lif_feed_forward_sequence(
-    x: torch.Tensor, state: LIFFeedForwardState, p: LIFParameters = LIFParameters(), dt: float = 0.001
+    x: torch.Tensor,
+    state: LIFFeedForwardState,
+    p: LIFParameters = LIFParameters(),
+    dt: float = 0.001,
 ) -> tuple[torch.Tensor, LIFFeedForwardState] | None:
     """All T steps of :func:`lif_feed_forward_step` at once; ``None`` where it would not be exact."""
     shape = x.shape[1:]
