@@ -38,10 +38,12 @@ fi
 
 if [ "$WANT_TEST" = 1 ] && [ ! -f "$STAMP.test" ]; then
   echo "setup: installing test tools"
-  pip_install ruff setuptools wheel
+  pip_install ruff setuptools setuptools_scm wheel
   # The reference library, for side-by-side numerics and benchmarks only; snncore never imports it.
-  # --no-deps: its declared torchvision/torchaudio would pull another torch build.
-  if pip_install h5py numpy && pip_install --no-deps --no-build-isolation norse==1.1.0 nir nirtorch; then
+  # --no-deps: its declared torchvision/torchaudio would pull another torch build.  Its sdist takes
+  # its version from git, which an sdist lacks: tell setuptools_scm the version it is.
+  if pip_install h5py && SETUPTOOLS_SCM_PRETEND_VERSION_FOR_NORSE=1.1.0 \
+    pip_install --no-deps --no-build-isolation norse==1.1.0 nir nirtorch; then
     echo "setup: reference norse==1.1.0 installed"
   else
     echo "setup: WARNING: could not install norse==1.1.0; reference comparisons will be skipped" >&2

@@ -62,7 +62,7 @@ def get_task(name: str) -> Task:
     return registry("task").get(name)
 
 
-def plugins() -> list[PluginRecord]:
+def list_plugins() -> list[PluginRecord]:
     """Every discovered plugin with its status (``loaded``, ``failed``, ``disabled``) and error."""
     manager = get_manager()
     for kind in KINDS:

@@ -6,25 +6,25 @@ from collections.abc import Iterator
 
 import pytest
 
-from snncore import plugins
+from snncore.plugins import PluginManager, reset_manager
 
 
 @pytest.fixture
-def fresh_manager() -> Iterator[plugins.PluginManager]:
+def fresh_manager() -> Iterator[PluginManager]:
     """A newly discovered plugin manager, replaced by another fresh one after the test, so that
     run-time registrations and environment switches never leak between tests."""
-    manager = plugins.reset_manager()
+    manager = reset_manager()
     try:
         yield manager
     finally:
-        plugins.reset_manager()
+        reset_manager()
 
 
 @pytest.fixture
-def builtins_only() -> Iterator[plugins.PluginManager]:
+def builtins_only() -> Iterator[PluginManager]:
     """A plugin manager with no entry points loaded: only the core's built-in plugins."""
-    manager = plugins.reset_manager(autoload=False)
+    manager = reset_manager(autoload=False)
     try:
         yield manager
     finally:
-        plugins.reset_manager()
+        reset_manager()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-import snncore
 from snn_lif import LIFParameters
 from snn_lif.lif import initial_feed_forward_state, lif_feed_forward_step
 from snn_lif.sequence import lif_feed_forward_sequence
+
+import snncore
 
 
 def _step_loop(x, state, p, dt=0.001):
@@ -48,14 +48,18 @@ def test_sequence_equals_step_loop(method: str, alpha: float, dtype: torch.dtype
     assert out_ref.sum() > 100  # the comparison covers many spikes and resets
     assert torch.equal(out, out_ref)
     assert torch.equal(final.v, final_ref.v) and torch.equal(final.i, final_ref.i)
-    tolerance = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-14}
+    tolerance = (
+        {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-14}
+    )
     assert all(bool(g.isfinite().all()) for g in grads_ref)
-    for grad, grad_ref in zip(grads, grads_ref):
+    for grad, grad_ref in zip(grads, grads_ref, strict=True):
         torch.testing.assert_close(grad, grad_ref, **tolerance)
 
 
 def test_sequence_with_per_neuron_parameters() -> None:
-    p = LIFParameters(v_th=torch.linspace(0.2, 1.5, 5, dtype=torch.float64), tau_mem_inv=torch.full((5,), 80.0))
+    p = LIFParameters(
+        v_th=torch.linspace(0.2, 1.5, 5, dtype=torch.float64), tau_mem_inv=torch.full((5,), 80.0)
+    )
     x, weights = _inputs(torch.float64, seed=1)
     state = initial_feed_forward_state(p, x.shape[1:], dtype=torch.float64)
     out_ref, _, grads_ref = _gradients(_step_loop, x, state, weights, p)
