@@ -30,7 +30,7 @@ from snncore.backends import BackendUnavailableError
 from snncore.hookspecs import hookimpl
 from snncore.modules import module_class
 from snncore.parameters import method_field, tensor_field
-from snncore.protocols import VARIANTS, Backend, NeuronModel, Task
+from snncore.protocols import VARIANTS, Backend, NeuronModel, Preset, Task
 from snncore.registry import NameConflictError, UnknownNameError
 from snncore.surrogates import Surrogate, spike
 
@@ -40,6 +40,7 @@ __all__ = [
     "BackendUnavailableError",
     "NameConflictError",
     "NeuronModel",
+    "Preset",
     "Surrogate",
     "Task",
     "UnknownNameError",

@@ -200,6 +200,7 @@ def info_command(name: str, as_json: bool) -> None:
     model = entry.obj
     row = _model_row(entry)
     row.pop("dist")
+    row["presets"] = [{"name": n, "summary": pr.summary} for n, pr in model.presets.items()]
     row["equations"] = model.equations
     row["reference"] = model.reference
     row["parameters"] = describe_parameters(model.parameters)
@@ -227,6 +228,9 @@ def info_command(name: str, as_json: bool) -> None:
             f"  {variant}: "
             + ", ".join(f"{f['name']} [{f['unit']}]" if f["unit"] else f["name"] for f in fields)
         )
+    if model.presets:
+        click.echo("\npresets (preset=NAME):")
+        _echo_table(row["presets"], ["name", "summary"])
     click.echo(f"\nvariants: {', '.join(model.variants)}")
     click.echo(f"backends: {', '.join(row['backends']) or '(none installed)'}")
 

@@ -47,6 +47,12 @@ def _check_input(x: Any, min_dim: int, what: str, module: torch.nn.Module) -> No
         raise ValueError(f"{name} expects input of shape {what}, got {tuple(x.shape)}")
 
 
+def _preset_name(preset: str | None, behavior: str | None) -> str | None:
+    if preset is not None and behavior is not None and preset != behavior:
+        raise TypeError(f"preset={preset!r} and behavior={behavior!r} disagree; give one")
+    return preset if preset is not None else behavior
+
+
 class NeuronModule(torch.nn.Module):
     """Shared by all variants: the model, its parameters as module tensors, and ``dt``."""
 
@@ -60,6 +66,9 @@ class NeuronModule(torch.nn.Module):
         *,
         model: NeuronModel | None = None,
         learnable: Iterable[str] = (),
+        preset: str | None = None,
+        behavior: str | None = None,
+        adjoint: bool = False,
         **parameter_fields: Any,
     ):
         super().__init__()
@@ -70,6 +79,25 @@ class NeuronModule(torch.nn.Module):
             raise ValueError(
                 f"model {model.name!r} has no {self.variant!r} variant; it offers {list(model.variants)}"
             )
+        self._preset_state: dict[str, float] = {}
+        preset = _preset_name(preset, behavior)
+        if preset is not None:
+            if p is not None:
+                raise TypeError("give either p or a preset, not both")
+            if preset not in model.presets:
+                from snncore.registry import UnknownNameError
+
+                raise UnknownNameError(f"{model.name} preset", preset, list(model.presets))
+            p = model.presets[preset].parameters
+            self._preset_state = dict(model.presets[preset].initial_state)
+        self.preset = preset
+        if adjoint and self.variant not in model.adjoint:
+            offered = list(model.adjoint) or "no variant"
+            raise ValueError(
+                f"model {model.name!r} has no adjoint {self.variant!r}: adjoint gradients are "
+                f"whole-sequence functions, offered for {offered}"
+            )
+        self.adjoint = bool(adjoint)
         if p is None:
             p = model.parameters()
         elif not isinstance(p, model.parameters):
@@ -109,6 +137,17 @@ class NeuronModule(torch.nn.Module):
             else:
                 self.register_buffer(_buffer_name(field), value, persistent=False)
 
+    def make_initial_state(self, p: Any, shape: Any, device: Any, dtype: Any) -> Any:
+        """The model's initial state for neurons of ``shape``, with any preset's start values."""
+        recurrent = self.variant in ("recurrent_cell", "recurrent")
+        init = self.model.initial_state if recurrent else self.model.initial_feed_forward_state
+        state = init(p, shape, device=device, dtype=dtype)
+        if self._preset_state:
+            state = state._replace(
+                **{k: torch.full_like(getattr(state, k), v) for k, v in self._preset_state.items()}
+            )
+        return state
+
     def parameters_now(self) -> Any:
         """The parameter record with the module's (moved, possibly learnt) tensors."""
         return replace_tensors(
@@ -125,16 +164,14 @@ class NeuronCell(NeuronModule):
     variant = "cell"
 
     def initial_state(self, x: torch.Tensor) -> Any:
-        return self.model.initial_feed_forward_state(
-            self.parameters_now(), x.shape, device=x.device, dtype=x.dtype
-        )
+        return self.make_initial_state(self.parameters_now(), x.shape, x.device, x.dtype)
 
     def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         _check_input(input_tensor, 1, "(batch, *features)", self)
         p = self.parameters_now()
         if state is None:
-            state = self.model.initial_feed_forward_state(
-                p, input_tensor.shape, device=input_tensor.device, dtype=input_tensor.dtype
+            state = self.make_initial_state(
+                p, input_tensor.shape, input_tensor.device, input_tensor.dtype
             )
         return self.model.feed_forward_step(input_tensor, state, p, self.dt)
 
@@ -152,6 +189,10 @@ class _BackendMixin:
         self._backend_object = None if isinstance(backend, str) else backend
         if self._backend_object is None:
             check_backend(self.backend, self.model, self.variant)
+        if record_states and getattr(self, "adjoint", False):
+            raise ValueError(
+                "record_states is not available with adjoint=True (no states are kept)"
+            )
         self.record_states = record_states
         self._resolved: dict[tuple[torch.device, torch.dtype], Backend] = {}
 
@@ -194,9 +235,11 @@ class NeuronLayer(_BackendMixin, NeuronModule):
         _check_input(input_tensor, 2, "(time, batch, *features)", self)
         p = self.parameters_now()
         if state is None:
-            state = self.model.initial_feed_forward_state(
-                p, input_tensor.shape[1:], device=input_tensor.device, dtype=input_tensor.dtype
+            state = self.make_initial_state(
+                p, input_tensor.shape[1:], input_tensor.device, input_tensor.dtype
             )
+        if self.adjoint:
+            return self.model.adjoint["layer"](input_tensor, state, p, self.dt)
         backend = self._backend_for(input_tensor)
         return backend.run_layer(self.model, input_tensor, state, p, self.dt, self.record_states)
 
@@ -276,9 +319,7 @@ class _WeightsMixin:
             )
 
     def _initial_recurrent_state(self, p: Any, x: torch.Tensor) -> Any:
-        return self.model.initial_state(
-            p, (x.shape[-2], self.hidden_size), device=x.device, dtype=x.dtype
-        )
+        return self.make_initial_state(p, (x.shape[-2], self.hidden_size), x.device, x.dtype)  # type: ignore[attr-defined]
 
 
 class NeuronRecurrentCell(_WeightsMixin, NeuronModule):
@@ -310,7 +351,7 @@ class NeuronRecurrentCell(_WeightsMixin, NeuronModule):
             state = self._initial_recurrent_state(p, input_tensor)
         current = torch.nn.functional.linear(
             input_tensor, self.input_weights
-        ) + torch.nn.functional.linear(state.z, self.recurrent_weights)
+        ) + torch.nn.functional.linear(self.model.last_spikes(state), self.recurrent_weights)
         return self.model.recurrent_step(current, state, p, self.dt, **self.module_tensors())
 
 
@@ -344,6 +385,16 @@ class NeuronRecurrent(_BackendMixin, _WeightsMixin, NeuronModule):
         p = self.parameters_now()
         if state is None:
             state = self._initial_recurrent_state(p, input_tensor)
+        if self.adjoint:
+            return self.model.adjoint["recurrent"](
+                input_tensor,
+                state,
+                p,
+                self.dt,
+                self.input_weights,
+                self.recurrent_weights,
+                **self.module_tensors(),
+            )
         backend = self._backend_for(input_tensor)
         return backend.run_recurrent(
             self.model,

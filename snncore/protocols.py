@@ -26,14 +26,31 @@ InitialState = Callable[..., Any]
 TensorInit = Callable[..., Any]
 
 
+def state_z(state: Any) -> Any:
+    """The default way to read a recurrent state's last spikes: its ``z`` field."""
+    return state.z
+
+
+@attrs.frozen(kw_only=True)
+class Preset:
+    """Named parameters (and optionally initial state values) of a model, e.g. an Izhikevich
+    behaviour.  ``initial_state`` maps state field names to the value every neuron starts at."""
+
+    name: str
+    parameters: Any
+    initial_state: Mapping[str, float] = attrs.field(factory=dict)
+    summary: str = ""
+
+
 @attrs.frozen(kw_only=True)
 class NeuronModel:
     """A neuron model as the core sees it; a plugin registers one of these per model.
 
     ``feed_forward_step(x, state, p, dt)`` receives the input current ``x`` (already weighted by
     another module); ``recurrent_step(x, state, p, dt, **module_tensors)`` receives
-    ``W_in·x + W_rec·z_prev``, computed by the core from the state's ``z`` field.  Either may be
-    ``None``; the model then offers only the variants it can run.
+    ``W_in·x + W_rec·z_prev``, computed by the core from the previous state's spikes
+    (``last_spikes(state)``, by default its ``z`` field).  Either may be ``None``; the model then
+    offers only the variants it can run.
     """
 
     name: str
@@ -50,6 +67,14 @@ class NeuronModel:
     #: equal to looping ``feed_forward_step``; it may return ``None`` to decline (the backend
     #: then loops).  Lets a model replace the per-operation autograd tape with its own backward.
     feed_forward_sequence: Callable[..., Any] | None = None
+    #: Optional: the whole-sequence functions used by ``adjoint=True`` layers, by variant:
+    #: ``"layer": f(x, state, p, dt) -> (outs, state)`` and
+    #: ``"recurrent": f(x, state, p, dt, input_weights, recurrent_weights, **module_tensors)``.
+    adjoint: Mapping[str, Callable[..., Any]] = attrs.field(factory=dict)
+    #: Named parameter sets, selected with ``preset="NAME"`` (alias ``behavior=``) on any module.
+    presets: Mapping[str, Preset] = attrs.field(factory=dict)
+    #: Reads the last spikes from a recurrent state (for ``W_rec·z_prev``); default ``state.z``.
+    last_spikes: Callable[[Any], Any] = state_z
     #: Extra tensors the recurrent modules own besides the two weight matrices, by name.
     module_tensors: Mapping[str, TensorInit] = attrs.field(factory=dict)
     #: What the step returns: ``"spikes"`` or, for non-spiking readouts, ``"voltage"``.
@@ -70,8 +95,17 @@ class NeuronModel:
                 raise TypeError(
                     f"model {self.name!r}: recurrent_step needs its state and initial state"
                 )
-            if "z" not in getattr(self.state, "_fields", ()):
-                raise TypeError(f"model {self.name!r}: a recurrent state needs a 'z' field")
+            if self.last_spikes is state_z and "z" not in getattr(self.state, "_fields", ()):
+                raise TypeError(
+                    f"model {self.name!r}: a recurrent state needs a 'z' field or the model "
+                    f"a last_spikes accessor"
+                )
+        for variant in self.adjoint:
+            if variant not in ("layer", "recurrent"):
+                raise TypeError(
+                    f"model {self.name!r}: adjoint functions exist for 'layer' and "
+                    f"'recurrent' only, not {variant!r}"
+                )
         if not attrs.has(self.parameters):
             raise TypeError(f"model {self.name!r}: parameters must be an attrs class")
 

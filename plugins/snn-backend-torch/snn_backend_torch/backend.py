@@ -82,11 +82,11 @@ class TorchBackend:
         module_tensors: Mapping[str, torch.Tensor],
         record_states: bool,
     ) -> tuple[torch.Tensor, Any]:
-        step = model.recurrent_step
+        step, last_spikes = model.recurrent_step, model.last_spikes
         input_currents = torch.nn.functional.linear(x, input_weights)
         outputs, states = [], []
         for current_t in input_currents.unbind(0):
-            current = current_t + torch.nn.functional.linear(state.z, recurrent_weights)
+            current = current_t + torch.nn.functional.linear(last_spikes(state), recurrent_weights)
             out, state = step(current, state, p, dt, **module_tensors)
             outputs.append(out)
             if record_states:
