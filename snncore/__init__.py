@@ -27,6 +27,7 @@ from snncore.api import (
     unregister_plugin,
 )
 from snncore.backends import BackendUnavailableError
+from snncore.containers import LConv2d, Lift, RegularizationCell, SequentialState
 from snncore.hookspecs import hookimpl
 from snncore.modules import module_class
 from snncore.parameters import method_field, tensor_field
@@ -38,9 +39,13 @@ __all__ = [
     "VARIANTS",
     "Backend",
     "BackendUnavailableError",
+    "LConv2d",
+    "Lift",
     "NameConflictError",
     "NeuronModel",
     "Preset",
+    "RegularizationCell",
+    "SequentialState",
     "Surrogate",
     "Task",
     "UnknownNameError",

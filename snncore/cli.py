@@ -189,14 +189,79 @@ def plugins_command(as_json: bool, show_traceback: bool) -> None:
                 click.echo(f"\n--- {r.name} ---\n{r.traceback}", err=True)
 
 
+def _plain(value: Any) -> Any:
+    """A default value as JSON: numbers, strings, booleans and None as they are, a function by
+    its name, anything else by its repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return getattr(value, "__name__", None) or repr(value)
+
+
+def _encoder_info(entry: Any, as_json: bool) -> None:
+    """``snn info`` for an encoder: its class, constructor signature, summary and docstring."""
+    import inspect
+
+    cls = entry.obj
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # a class whose signature Python cannot read
+        signature = inspect.Signature()
+    arguments = [
+        prm
+        for prm in signature.parameters.values()
+        if prm.kind not in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD)
+    ]
+    parameters = [
+        {
+            "name": prm.name,
+            "default": None if prm.default is prm.empty else _plain(prm.default),
+            "required": prm.default is prm.empty,
+        }
+        for prm in arguments
+    ]
+    shown = [
+        prm.name
+        if prm.default is prm.empty
+        else f"{prm.name}={getattr(prm.default, '__name__', None) or repr(prm.default)}"
+        for prm in arguments
+    ]
+    row = _entry_row(entry)
+    row["class"] = f"{cls.__module__}.{cls.__qualname__}"
+    row["signature"] = f"{cls.__name__}({', '.join(shown)})"
+    row["parameters"] = parameters
+    row["doc"] = inspect.getdoc(cls) or ""
+    if as_json:
+        _echo_json({"encoder": row})
+        return
+    provider = entry.provider
+    click.echo(f"{entry.name} (encoder) from {provider.distribution} {provider.version}")
+    click.echo(f"  {row['summary']}")
+    click.echo(f"\nsignature: {row['signature']}")
+    click.echo(f"class: {row['class']}")
+    click.echo("\n" + row["doc"])
+
+
 @cli.command("info")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli-json.md).")
 def info_command(name: str, as_json: bool) -> None:
-    """A model's equations, parameters (defaults, units), state variables, variants, backends."""
+    """A model's equations, parameters (defaults, units), state variables, variants, backends;
+    or an encoder's signature and documentation."""
     from snncore.parameters import describe_parameters
 
-    entry = get_manager().registry("model").entry(name)
+    try:
+        entry = get_manager().registry("model").entry(name)
+    except UnknownNameError as model_miss:
+        encoders = get_manager().registry("encoder")
+        if name.rpartition(":")[2] not in encoders:
+            try:
+                encoders.entry(name)
+            except UnknownNameError as encoder_miss:  # suggest encoders when no model is close
+                if encoder_miss.suggestions and not model_miss.suggestions:
+                    raise encoder_miss from None
+            raise
+        _encoder_info(encoders.entry(name), as_json)
+        return
     model = entry.obj
     row = _model_row(entry)
     row.pop("dist")

@@ -12,7 +12,9 @@ recurrent        ``(T, B, input_size)``       ``(outs (T, B, hidden_size), final
 
 ``state=None`` starts from the model's initial state.  Parameter tensors live in the module as
 non-persistent buffers (so ``.to(device)`` and ``.double()`` move them and checkpoints stay the
-reference's), or as ``torch.nn.Parameter`` when named in ``learnable``.  Layers hand the time loop
+reference's), or as ``torch.nn.Parameter`` when named in ``learnable`` — a list of field names, or
+``{field: "per_layer" | "per_neuron" | shape}`` with ``features=`` giving the neuron shape
+(docs/learnable-parameters.md).  Layers hand the time loop
 to a backend (``backend="auto"`` picks the fastest that supports the model, device and dtype).
 """
 
@@ -53,6 +55,58 @@ def _preset_name(preset: str | None, behavior: str | None) -> str | None:
     return preset if preset is not None else behavior
 
 
+def _learnable_spec(learnable: Any) -> dict[str, Any]:
+    """``learnable`` as ``{field: granularity}``; a plain list of names keeps p's shapes (None)."""
+    if isinstance(learnable, str):
+        return {learnable: None}
+    if isinstance(learnable, Mapping):
+        return dict(learnable)
+    return dict.fromkeys(learnable)
+
+
+def _learnable_value(field: str, value: torch.Tensor, kind: Any, features: Any) -> torch.Tensor:
+    """The initial value of a learnable field: as in p (None), one per layer or one per neuron.
+
+    ``"per_layer"``: one scalar (p's value must be a scalar).  ``"per_neuron"``: p's value
+    broadcast to the neuron shape ``features`` (or kept, if p already holds one value per neuron);
+    an int or tuple instead of a name is that shape.
+    """
+    if kind is None:
+        return value
+    if kind == "per_layer":
+        if value.numel() != 1:
+            raise ValueError(
+                f"learnable {field!r} is 'per_layer' but p holds {tuple(value.shape)} values; "
+                "use 'per_neuron' or a scalar"
+            )
+        return value.reshape(())
+    if kind == "per_neuron":
+        shape = features if features is not None else (tuple(value.shape) if value.dim() else None)
+        if shape is None:
+            raise ValueError(
+                f"learnable {field!r} is 'per_neuron': give features= (the neuron shape, e.g. "
+                "features=128) or a per-neuron tensor in p"
+            )
+    elif isinstance(kind, (int, tuple, list)) and not isinstance(kind, bool):
+        shape = kind
+    else:
+        raise ValueError(
+            f"learnable {field!r}: expected 'per_layer', 'per_neuron' or a shape, got {kind!r}"
+        )
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
+        raise ValueError(
+            f"learnable {field!r}: the neuron shape must be positive ints, got {shape}"
+        )
+    try:
+        return value.expand(shape).clone()
+    except RuntimeError:
+        raise ValueError(
+            f"learnable {field!r}: p's value of shape {tuple(value.shape)} does not broadcast to "
+            f"the neuron shape {shape}"
+        ) from None
+
+
 class NeuronModule(torch.nn.Module):
     """Shared by all variants: the model, its parameters as module tensors, and ``dt``."""
 
@@ -65,7 +119,8 @@ class NeuronModule(torch.nn.Module):
         dt: float = 0.001,
         *,
         model: NeuronModel | None = None,
-        learnable: Iterable[str] = (),
+        learnable: Iterable[str] | Mapping[str, Any] = (),
+        features: int | Iterable[int] | None = None,
         preset: str | None = None,
         behavior: str | None = None,
         adjoint: bool = False,
@@ -123,7 +178,7 @@ class NeuronModule(torch.nn.Module):
         self.p = p
         self.dt = float(dt)
         tensors = dict(tensor_items(p))
-        learnable = list(learnable)
+        learnable = _learnable_spec(learnable)
         missing = sorted(set(learnable) - set(tensors))
         if missing:
             raise ValueError(
@@ -133,6 +188,7 @@ class NeuronModule(torch.nn.Module):
         for field, value in tensors.items():
             value = value.detach().clone()
             if field in learnable:
+                value = _learnable_value(field, value, learnable[field], features)
                 self.register_parameter(_buffer_name(field), torch.nn.Parameter(value))
             else:
                 self.register_buffer(_buffer_name(field), value, persistent=False)
@@ -339,6 +395,7 @@ class NeuronRecurrentCell(_WeightsMixin, NeuronModule):
         recurrent_weights: torch.Tensor | None = None,
         **kwargs: Any,
     ):
+        kwargs.setdefault("features", hidden_size)  # per-neuron learnables: one per hidden unit
         super().__init__(p, dt, **kwargs)
         self._init_weights(
             input_size, hidden_size, self.p, autapses, input_weights, recurrent_weights
@@ -349,9 +406,10 @@ class NeuronRecurrentCell(_WeightsMixin, NeuronModule):
         p = self.parameters_now()
         if state is None:
             state = self._initial_recurrent_state(p, input_tensor)
-        current = torch.nn.functional.linear(
-            input_tensor, self.input_weights
-        ) + torch.nn.functional.linear(self.model.last_spikes(state), self.recurrent_weights)
+        weigh = self.model.synaptic_input or torch.nn.functional.linear
+        current = weigh(input_tensor, self.input_weights) + weigh(
+            self.model.last_spikes(state), self.recurrent_weights
+        )
         return self.model.recurrent_step(current, state, p, self.dt, **self.module_tensors())
 
 
@@ -374,6 +432,7 @@ class NeuronRecurrent(_BackendMixin, _WeightsMixin, NeuronModule):
         record_states: bool = False,
         **kwargs: Any,
     ):
+        kwargs.setdefault("features", hidden_size)  # per-neuron learnables: one per hidden unit
         super().__init__(p, dt, **kwargs)
         self._init_weights(
             input_size, hidden_size, self.p, autapses, input_weights, recurrent_weights

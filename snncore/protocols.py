@@ -50,7 +50,9 @@ class NeuronModel:
     another module); ``recurrent_step(x, state, p, dt, **module_tensors)`` receives
     ``W_in·x + W_rec·z_prev``, computed by the core from the previous state's spikes
     (``last_spikes(state)``, by default its ``z`` field).  Either may be ``None``; the model then
-    offers only the variants it can run.
+    offers only the variants it can run.  A model whose recurrent input is not a plain weighted
+    sum sets ``synaptic_input``: the step then receives
+    ``synaptic_input(x, W_in) + synaptic_input(z_prev, W_rec)``.
     """
 
     name: str
@@ -75,6 +77,11 @@ class NeuronModel:
     presets: Mapping[str, Preset] = attrs.field(factory=dict)
     #: Reads the last spikes from a recurrent state (for ``W_rec·z_prev``); default ``state.z``.
     last_spikes: Callable[[Any], Any] = state_z
+    #: Optional: ``synaptic_input(spikes, weights) -> input`` replaces the weighted sum
+    #: ``W·spikes`` (``None``) for both the input and the recurrent term of recurrent modules,
+    #: e.g. to split excitatory ``relu(W)·s`` and inhibitory ``relu(−W)·s`` into two channels.
+    #: It must act on the last dimension only (a backend may apply it to all steps at once).
+    synaptic_input: Callable[[Any, Any], Any] | None = None
     #: Extra tensors the recurrent modules own besides the two weight matrices, by name.
     module_tensors: Mapping[str, TensorInit] = attrs.field(factory=dict)
     #: What the step returns: ``"spikes"`` or, for non-spiking readouts, ``"voltage"``.

@@ -4,8 +4,10 @@ Runs every model, variant, device and floating dtype.  The loop walks ``x.unbind
 indexing ``x[t]``: the backward of each index op fills a zero tensor as large as all of ``x``,
 which makes back-propagation through T steps cost O(T²); ``unbind`` has one backward for the
 whole sequence.  A model may supply ``feed_forward_sequence`` (all steps in one call, with its
-own backward); it is used when states are not recorded and the model accepts.  For recurrent layers ``W_in·x`` is one matrix product over all steps before the
-loop.  Outputs are collected in a list and stacked once.
+own backward); it is used when states are not recorded and the model accepts.  For recurrent
+layers ``W_in·x`` is one matrix product over all steps before the loop (or the model's
+``synaptic_input(x, W_in)``, likewise over all steps).  Outputs are collected in a list and
+stacked once.
 """
 
 from __future__ import annotations
@@ -83,10 +85,11 @@ class TorchBackend:
         record_states: bool,
     ) -> tuple[torch.Tensor, Any]:
         step, last_spikes = model.recurrent_step, model.last_spikes
-        input_currents = torch.nn.functional.linear(x, input_weights)
+        weigh = model.synaptic_input or torch.nn.functional.linear
+        input_currents = weigh(x, input_weights)
         outputs, states = [], []
         for current_t in input_currents.unbind(0):
-            current = current_t + torch.nn.functional.linear(last_spikes(state), recurrent_weights)
+            current = current_t + weigh(last_spikes(state), recurrent_weights)
             out, state = step(current, state, p, dt, **module_tensors)
             outputs.append(out)
             if record_states:
