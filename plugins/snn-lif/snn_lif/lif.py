@@ -131,6 +131,20 @@ def _feed_forward_sequence(
     return lif_feed_forward_sequence(x, state, p, dt)
 
 
+def _adjoint_layer(x: torch.Tensor, state: LIFFeedForwardState, p: LIFParameters, dt: float) -> Any:
+    from snn_lif.adjoint import lif_adjoint_layer
+
+    return lif_adjoint_layer(x, state, p, dt)
+
+
+def _adjoint_recurrent(
+    x: torch.Tensor, state: LIFState, p: LIFParameters, dt: float, *w: Any
+) -> Any:
+    from snn_lif.adjoint import lif_adjoint_recurrent
+
+    return lif_adjoint_recurrent(x, state, p, dt, *w)
+
+
 LIF_MODEL = snncore.NeuronModel(
     name="lif",
     family="lif",
@@ -140,6 +154,7 @@ LIF_MODEL = snncore.NeuronModel(
     feed_forward_state=LIFFeedForwardState,
     initial_feed_forward_state=initial_feed_forward_state,
     feed_forward_sequence=_feed_forward_sequence,
+    adjoint={"layer": _adjoint_layer, "recurrent": _adjoint_recurrent},
     recurrent_step=lif_recurrent_step,
     state=LIFState,
     initial_state=initial_state,

@@ -1,0 +1,284 @@
+"""LSNN modules: shapes and dtypes, the initial state, layer == looped cell, gradients against
+finite differences, errors for bad input, and how the model shows in the registry and CLI."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+from click.testing import CliRunner
+from snn_lsnn import (
+    LSNN,
+    LSNNCell,
+    LSNNFeedForwardState,
+    LSNNParameters,
+    LSNNRecurrent,
+    LSNNRecurrentCell,
+    LSNNState,
+)
+from torch.testing import assert_close
+
+import snncore
+from snncore.cli import cli
+
+F64 = torch.float64
+P = LSNNParameters(tau_adapt_inv=50.0, beta=0.3, v_th=0.6)  # adapts and relaxes within the run
+
+
+def _currents(shape, seed=0, dtype=torch.float32) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return (0.3 + 0.5 * torch.randn(shape, generator=gen)).to(dtype)
+
+
+def _spikes(shape, seed=0, dtype=torch.float32) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=gen) < 0.3).to(dtype)
+
+
+def _recurrent_pair(input_size=3, hidden_size=5, seed=0, **kwargs):
+    """Cell and layer with the same weights; multiples of 1/8, so ``W·x`` of 0/1 spikes is exact
+    in any summation order and layer and looped cell can be compared bit for bit."""
+    gen = torch.Generator().manual_seed(seed)
+    w_in = torch.randint(-16, 17, (hidden_size, input_size), generator=gen) / 4.0
+    w_rec = torch.randint(-8, 9, (hidden_size, hidden_size), generator=gen) / 8.0
+    common = {"input_weights": w_in, "recurrent_weights": w_rec, **kwargs}
+    return (
+        LSNNRecurrentCell(input_size, hidden_size, P, **common),
+        LSNNRecurrent(input_size, hidden_size, P, **common),
+    )
+
+
+def _assert_states_equal(a, b) -> None:
+    assert type(a) is type(b)
+    for name, x, y in zip(a._fields, a, b, strict=True):
+        assert torch.equal(x, y), name
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes, dtypes, initial state
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("shape", [(4,), (3, 7), (2, 3, 4, 5)], ids=["B", "BF", "BCHW"])
+def test_lsnn_feed_forward_shapes_and_dtype(shape, dtype):
+    z, s = LSNNCell(P).to(dtype)(_currents(shape, dtype=dtype))
+    assert z.shape == shape and z.dtype == dtype
+    assert isinstance(s, LSNNFeedForwardState)
+    assert all(f.shape == shape and f.dtype == dtype for f in s)
+    z, s = LSNN(P, record_states=True).to(dtype)(_currents((6, *shape), dtype=dtype))
+    assert z.shape == (6, *shape) and z.dtype == dtype
+    assert all(f.shape == (6, *shape) and f.dtype == dtype for f in s)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_lsnn_recurrent_shapes_and_dtype(dtype):
+    cell, layer = _recurrent_pair()
+    cell, layer = cell.to(dtype), layer.to(dtype)
+    z, s = cell(_spikes((4, 3), dtype=dtype))
+    assert z.shape == (4, 5) and z.dtype == dtype
+    assert isinstance(s, LSNNState)
+    assert all(f.shape == (4, 5) and f.dtype == dtype for f in s)
+    z, s = layer(_spikes((7, 4, 3), dtype=dtype))
+    assert z.shape == (7, 4, 5) and z.dtype == dtype
+    assert all(f.shape == (4, 5) and f.dtype == dtype for f in s)
+
+
+def test_lsnn_double_moves_parameters():
+    module = LSNNRecurrent(3, 5, P).double()
+    p = module.parameters_now()
+    for name in ("tau_syn_inv", "tau_mem_inv", "tau_adapt_inv", "v_th", "beta"):
+        assert getattr(p, name).dtype == F64, name
+    z, s = module(_spikes((5, 2, 3), dtype=F64))
+    assert z.dtype == s.b.dtype == F64
+
+
+def test_lsnn_none_state_is_explicit_initial_state():
+    p = LSNNParameters(v_leak=0.1, v_th=0.6, tau_adapt_inv=50.0)
+    x = _currents((20, 3, 4))
+    explicit = LSNNFeedForwardState(
+        v=torch.full((3, 4), 0.1), i=torch.zeros(3, 4), b=torch.full((3, 4), 0.6)
+    )
+    for module, inp in ((LSNNCell(p), x[0]), (LSNN(p), x)):
+        out_none, s_none = module(inp)
+        out_exp, s_exp = module(inp, explicit)
+        assert torch.equal(out_none, out_exp)
+        _assert_states_equal(s_none, s_exp)
+
+    cell, layer = _recurrent_pair()
+    zeros = torch.zeros(2, 5)
+    explicit = LSNNState(z=zeros, v=zeros, i=zeros, b=zeros + 0.6)
+    x = _spikes((20, 2, 3))
+    for module, inp in ((cell, x[0]), (layer, x)):
+        out_none, s_none = module(inp)
+        out_exp, s_exp = module(inp, explicit)
+        assert torch.equal(out_none, out_exp)
+        _assert_states_equal(s_none, s_exp)
+
+
+# --------------------------------------------------------------------------------------------
+# Layer == looped cell
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("record_states", [False, True])
+def test_lsnn_layer_equals_looped_cell(record_states):
+    x = _currents((60, 3, 4), seed=1)
+    cell = LSNNCell(P)
+    state, outs, states = None, [], []
+    for x_t in x:
+        z, state = cell(x_t, state)
+        outs.append(z)
+        states.append(state)
+    z_layer, s_layer = LSNN(P, record_states=record_states)(x)
+    assert torch.equal(z_layer, torch.stack(outs))
+    expected = (
+        LSNNFeedForwardState(*(torch.stack(f) for f in zip(*states, strict=True)))
+        if record_states
+        else state
+    )
+    _assert_states_equal(s_layer, expected)
+    assert 0 < z_layer.sum() < z_layer.numel()
+    assert (state.b > 0.6 + 0.1).any()  # the threshold adapted
+
+
+@pytest.mark.parametrize("record_states", [False, True])
+def test_lsnn_recurrent_layer_equals_looped_cell(record_states):
+    cell, layer = _recurrent_pair()
+    layer.record_states = record_states
+    x = _spikes((60, 2, 3), seed=2)
+    state, outs, states = None, [], []
+    for x_t in x:
+        z, state = cell(x_t, state)
+        outs.append(z)
+        states.append(state)
+    z_layer, s_layer = layer(x)
+    assert torch.equal(z_layer, torch.stack(outs))
+    expected = (
+        LSNNState(*(torch.stack(f) for f in zip(*states, strict=True))) if record_states else state
+    )
+    _assert_states_equal(s_layer, expected)
+    assert 0 < z_layer.sum() < z_layer.numel()
+
+
+def test_lsnn_recurrent_layer_weight_gradients_equal_looped_cell():
+    cell, layer = _recurrent_pair()
+    cell, layer = cell.double(), layer.double()
+    x = _spikes((30, 2, 3), seed=3, dtype=F64)
+    state, outs = None, []
+    for x_t in x:
+        z, state = cell(x_t, state)
+        outs.append(z)
+    (torch.stack(outs).sum() + state.v.sum()).backward()
+    z, state = layer(x)
+    (z.sum() + state.v.sum()).backward()
+    for (name, a), (_, b) in zip(cell.named_parameters(), layer.named_parameters(), strict=True):
+        assert a.grad is not None and a.grad.abs().sum() > 0, name
+        assert_close(b.grad, a.grad, rtol=1e-10, atol=1e-12, msg=name)
+
+
+# --------------------------------------------------------------------------------------------
+# Gradients against finite differences (float64, no spikes: the threshold far away)
+# --------------------------------------------------------------------------------------------
+
+
+def test_lsnn_layer_input_gradient_matches_finite_differences():
+    layer = LSNN(LSNNParameters(v_th=1e6, tau_adapt_inv=50.0), record_states=True).double()
+    x = 0.3 * torch.randn(12, 2, 3, generator=torch.Generator().manual_seed(4), dtype=F64)
+
+    def loss_terms(inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z, states = layer(inp)
+        assert not z.any()
+        return states.v, (states.i**2).sum()
+
+    assert torch.autograd.gradcheck(
+        loss_terms, (x.requires_grad_(),), eps=1e-6, atol=1e-8, rtol=1e-6
+    )
+
+
+def test_lsnn_recurrent_gradients_match_finite_differences():
+    gen = torch.Generator().manual_seed(5)
+    layer = LSNNRecurrent(
+        3, 4, LSNNParameters(v_th=1e6), record_states=True, input_weights=torch.randn(4, 3)
+    ).double()
+    x = torch.rand(8, 2, 3, generator=gen, dtype=F64).requires_grad_()
+    w_in = layer.input_weights.detach().clone().requires_grad_()
+
+    def voltages(inp: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        z, states = torch.func.functional_call(layer, {"input_weights": weights}, (inp,))
+        assert not z.any()
+        return states.v
+
+    assert torch.autograd.gradcheck(voltages, (x, w_in), eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+def test_lsnn_learnable_parameters_get_gradients():
+    layer = LSNN(P, learnable=("beta", "tau_adapt_inv", "v_th")).double()
+    z, s = layer(_currents((40, 2, 3), seed=6, dtype=F64))
+    assert z.sum() > 0
+    (z.sum() + s.v.sum()).backward()
+    for name in ("p_beta", "p_tau_adapt_inv", "p_v_th"):
+        grad = getattr(layer, name).grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs() > 0, name
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------
+
+
+def test_lsnn_bad_input_errors():
+    with pytest.raises(TypeError, match="floating-point"):
+        LSNNCell()(torch.zeros(2, 3, dtype=torch.int64))
+    with pytest.raises(TypeError, match="tensor"):
+        LSNN()([[0.0]])
+    with pytest.raises(ValueError, match=r"\(time, batch, \*features\)"):
+        LSNN()(torch.zeros(3))
+    cell, layer = _recurrent_pair(input_size=3)
+    with pytest.raises(ValueError, match="input_size=3"):
+        cell(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="input_size=3"):
+        layer(torch.zeros(5, 2, 4))
+    with pytest.raises(ValueError, match="input_weights must have shape"):
+        LSNNRecurrentCell(3, 5, input_weights=torch.zeros(3, 5))
+    with pytest.raises(TypeError, match="LSNNParameters"):
+        LSNNCell(p=snncore.get_model("lif").parameters())
+    with pytest.raises(TypeError, match="tau_adapt_inv"):  # the message lists the fields
+        LSNNCell(tau_adapt=1.0)
+    with pytest.raises(snncore.UnknownNameError, match="nope"):
+        LSNNCell(method="nope")
+    with pytest.raises(ValueError, match="dt"):
+        LSNN(dt=0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Registry, pickling and CLI
+# --------------------------------------------------------------------------------------------
+
+
+def test_lsnn_registered_with_norse_names():
+    model = snncore.get_model("lsnn")
+    assert model.family == "lsnn"
+    assert model.variants == ("cell", "recurrent_cell", "layer", "recurrent")
+    assert type(snncore.create("lsnn", variant="cell")) is LSNNCell
+    assert type(snncore.create("lsnn", variant="recurrent", input_size=2, hidden_size=3)) is (
+        LSNNRecurrent
+    )
+    layer = pickle.loads(pickle.dumps(LSNN(P)))
+    z, _ = layer(_currents((5, 2, 3)))
+    assert z.shape == (5, 2, 3)
+
+
+def test_lsnn_cli_info_json():
+    result = CliRunner().invoke(cli, ["info", "lsnn", "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["model"]
+    params = {r["name"]: r for r in row["parameters"]}
+    assert params["tau_adapt_inv"]["unit"] == "1/s"
+    assert params["tau_adapt_inv"]["default"] == pytest.approx(1 / 800)
+    assert params["beta"]["default"] == pytest.approx(1.8)
+    assert [f["name"] for f in row["states"]["recurrent"]] == ["z", "v", "i", "b"]
+    assert [f["name"] for f in row["states"]["layer"]] == ["v", "i", "b"]
+    assert "b1 = b + dt*tau_adapt_inv*(v_th - b)" in row["equations"]
