@@ -90,9 +90,14 @@ def _assert_spiking(z: torch.Tensor) -> None:
     assert 0.005 < rate < 0.5, f"spike rate {rate}"
 
 
-def _assert_states_close(ours, theirs, fields) -> None:
+def _assert_states_close(ours, theirs, fields, label: str | None = None) -> None:
+    deviations = []
     for name in fields:
-        assert_close(getattr(ours, name), getattr(theirs, name).detach(), **TOL, msg=name)
+        mine, ref = getattr(ours, name), getattr(theirs, name).detach()
+        deviations.append(f"{name}: max|Δ|={float((mine - ref).abs().max()):.3g}")
+        assert_close(mine, ref, **TOL, msg=name)
+    if label:  # pytest -s shows the deviation per state variable of whole runs
+        print(f"[{label}] " + "  ".join(deviations))
 
 
 @pytest.mark.parametrize(("family", "custom"), CASES)
@@ -105,7 +110,7 @@ def test_layer_matches_reference(family, custom):
         z, s = getattr(snn_adex, prefix)(p_ours, record_states=True)(x)
     _assert_spiking(z_ref)
     assert torch.equal(z, z_ref)
-    _assert_states_close(s, s_ref, fields)
+    _assert_states_close(s, s_ref, fields, f"{prefix} layer custom={custom}")
 
 
 @pytest.mark.parametrize(("family", "custom"), CASES)
@@ -151,7 +156,7 @@ def test_recurrent_layer_matches_reference(family, custom):
     _assert_spiking(z_ref)
     assert torch.equal(z, z_ref)
     assert torch.equal(s.z, s_ref.z)
-    _assert_states_close(s, s_ref, fields)
+    _assert_states_close(s, s_ref, fields, f"{prefix}Recurrent custom={custom}")
 
 
 @pytest.mark.parametrize(("family", "custom"), CASES)

@@ -92,6 +92,17 @@ def test_feed_forward_layer_and_cell_match_reference(kwargs):
                 assert_close(getattr(s, name)[step], getattr(s_ref, name), **TOL, msg=name)
     _assert_spiking(torch.stack(spikes_ref))
     assert torch.equal(z, torch.stack(spikes_ref))
+    _report(f"CobaLIF layer {'custom' if kwargs else 'defaults'}", s, s_ref, step=-1)
+
+
+def _report(label: str, s, s_ref, step=None) -> None:
+    """Print the largest deviation per state variable (``pytest -s``); ``step=-1`` compares our
+    recorded states' last step with a reference state of one step."""
+    parts = []
+    for name in FIELDS:
+        mine = getattr(s, name) if step is None else getattr(s, name)[step]
+        parts.append(f"{name}: max|Δ|={float((mine - getattr(s_ref, name)).abs().max()):.3g}")
+    print(f"[{label}] " + "  ".join(parts))
 
 
 def _weights(input_size: int, hidden_size: int, scale: float, seed: int):
@@ -144,6 +155,8 @@ def test_recurrent_with_input_matches_reference_plus_the_input_it_drops(kwargs, 
     for step, state in enumerate(s_ref):
         for name in FIELDS:
             assert_close(getattr(s, name)[step], getattr(state, name), **TOL, msg=name)
+    stacked = type(s_ref[0])(*(torch.stack(fields) for fields in zip(*s_ref, strict=True)))
+    _report(f"CobaLIFRecurrent {'custom' if kwargs else 'defaults'}", s, stacked)
 
 
 @pytest.mark.parametrize(

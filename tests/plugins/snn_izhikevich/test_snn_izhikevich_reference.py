@@ -53,6 +53,12 @@ def _spikes(shape, seed, rate=0.2):
     return (torch.rand(shape, generator=gen) < rate).float()
 
 
+def _report(label, s, s_ref):
+    # pytest -s shows the deviation per state variable
+    dv, du = (float((s.v - s_ref.v).abs().max()), float((s.u - s_ref.u).abs().max()))
+    print(f"[{label}] v: max|Δ|={dv:.3g}  u: max|Δ|={du:.3g}")
+
+
 def _assert_spiking(z):
     rate = z.float().mean().item()
     assert 0.005 < rate < 0.5, f"spike rate {rate}"
@@ -73,6 +79,7 @@ def test_layer_matches_reference_for_all_presets():
         )
     _assert_spiking(z_ref)
     assert torch.equal(z, z_ref)
+    _report("test_layer_matches_reference_for_all_presets", s, s_ref)
     assert_close(s.v, s_ref.v, **TOL)
     assert_close(s.u, s_ref.u, **TOL)
 
@@ -139,6 +146,7 @@ def test_recurrent_layer_matches_reference_for_all_presets():
     _assert_spiking(z_ref)
     assert torch.equal(z, z_ref)
     assert torch.equal(s.z, s_ref.z)
+    _report("test_recurrent_layer_matches_reference_for_all_presets", s, s_ref)
     assert_close(s.v, s_ref.v, **TOL)
     assert_close(s.u, s_ref.u, **TOL)
 
@@ -190,6 +198,7 @@ def test_each_behavior_object_matches_the_reference_one(name):
             x, ours.IzhikevichFeedForwardState(start_v, start_u)
         )
     assert torch.equal(z, z_ref)
+    _report("test_each_behavior_object_matches_the_reference_one", s, s_ref)
     assert_close(s.v, s_ref.v, **TOL)
     assert_close(s.u, s_ref.u, **TOL)
 
