@@ -188,7 +188,7 @@ def test_each_behavior_object_matches_the_reference_one(name):
     assert_close(mine.s.u, theirs.s.u.to(torch.float32), rtol=1e-6, atol=0)
     # the modules built from either object, from the same start state, agree for 1,000 steps
     x = _currents((T, 2, 3), seed=7)
-    start_v = torch.full((2, 3), float(theirs.s.v))
+    start_v = torch.full((2, 3), float(theirs.s.v.detach()))
     start_u = torch.full((2, 3), float(theirs.s.u))
     with torch.no_grad():
         z_ref, s_ref = norse.Izhikevich(theirs, record_states=True)(
