@@ -21,7 +21,7 @@ to a backend (``backend="auto"`` picks the fastest that supports the model, devi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -105,6 +105,25 @@ def _learnable_value(field: str, value: torch.Tensor, kind: Any, features: Any) 
             f"learnable {field!r}: p's value of shape {tuple(value.shape)} does not broadcast to "
             f"the neuron shape {shape}"
         ) from None
+
+
+def _parameters_now(module: NeuronModule) -> Any:
+    return replace_tensors(
+        module.p, {f: getattr(module, _buffer_name(f)) for f in module._tensor_fields}
+    )
+
+
+_DISABLED: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+
+def _outside_the_graph(function: Callable[..., Any]) -> Callable[..., Any]:
+    # torch.compile cannot trace the attrs-generated __init__ of a frozen parameter record
+    # (dynamo fails on its object.__setattr__), so under compilation the record is rebuilt
+    # outside the graph.  Made on first use: torch.compiler.disable imports torch._dynamo,
+    # which would add ~0.9 s to every `import snncore` (and so to every `snn` command).
+    if function not in _DISABLED:
+        _DISABLED[function] = torch.compiler.disable(function)
+    return _DISABLED[function]
 
 
 class NeuronModule(torch.nn.Module):
@@ -206,9 +225,9 @@ class NeuronModule(torch.nn.Module):
 
     def parameters_now(self) -> Any:
         """The parameter record with the module's (moved, possibly learnt) tensors."""
-        return replace_tensors(
-            self.p, {f: getattr(self, _buffer_name(f)) for f in self._tensor_fields}
-        )
+        if torch.compiler.is_compiling():
+            return _outside_the_graph(_parameters_now)(self)
+        return _parameters_now(self)
 
     def extra_repr(self) -> str:
         return f"model={self.model.name!r}, p={self.p}, dt={self.dt}"

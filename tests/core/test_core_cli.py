@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from types import SimpleNamespace
@@ -416,3 +418,14 @@ def test_a_raising_register_commands_does_not_break_the_cli(
         main(["hello-core-test", "again"])
     assert info.value.code == 0
     assert capsys.readouterr().out == "hello again from a plugin\n"
+
+
+def test_listing_models_does_not_import_the_compiler_stack() -> None:
+    # torch._dynamo costs ~0.9 s to import, most of `snn`'s start-up budget (1.3x `import torch`);
+    # discovery and listing must not pull it in (e.g. through a torch.compiler.disable decorator).
+    code = (
+        "import sys, snncore, snncore.cli; snncore.list_models(); "
+        "print(sorted(m for m in sys.modules if m.startswith('torch._dynamo'))[:3])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
