@@ -366,6 +366,35 @@ def bench_command(
     run_bench(model_name, steps, batch, neurons, repeat, device, reference, click.echo)
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where to create snn-NAME/.",
+)
+def new_plugin_command(name: str, directory: str) -> None:
+    """Create snn-NAME/: a plugin distribution with a working neuron model named NAME, its
+    registration hook, tests (snncore's conformance suite) and a README."""
+    from snncore.scaffold import Names, ScaffoldError, new_plugin
+
+    try:
+        target = new_plugin(name, directory)
+    except ScaffoldError as exc:
+        raise NameLookupError(str(exc)) from None
+    names = Names.from_name(name)
+    click.echo(f"created {target}/ (model {names.name!r}, distribution {names.dist}):")
+    for path in sorted(p for p in target.rglob("*") if p.is_file()):
+        click.echo(f"  {path.relative_to(target.parent)}")
+    click.echo("next:")
+    click.echo(f"  pip install -e {target}")
+    click.echo(f"  snn list-models --family {names.name}")
+    click.echo(f"  pytest {target}")
+
+
 def main(argv: list[str] | None = None) -> None:
     get_manager().call_commands_hook(cli)
     cli.main(args=argv, prog_name="snn")

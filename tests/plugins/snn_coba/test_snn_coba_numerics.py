@@ -115,15 +115,6 @@ def test_list_models_json_shows_the_coba_family():
     assert "torch" in row["backends"]
 
 
-@pytest.mark.parametrize("variant", ["layer", "recurrent"])
-def test_runs_under_no_grad_and_in_float64(variant):
-    kwargs = {"input_size": 3, "hidden_size": 2} if variant == "recurrent" else {}
-    module = snncore.create("coba_lif", variant=variant, **kwargs).double()
-    with torch.no_grad():
-        z, state = module(torch.rand(5, 2, 3, dtype=F64))
-    assert z.dtype == F64 and state.v.dtype == F64
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
     gen = torch.Generator().manual_seed(4)
