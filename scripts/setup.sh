@@ -30,7 +30,7 @@ if [ ! -f "$STAMP" ]; then
   # The build backend is in the venv, so no build environment (which could pull torch) is made.
   args=(-e .)
   for dir in plugins/*/; do args+=(-e "$dir"); done
-  echo "setup: installing snncore and ${#args[@]} editable distributions"
+  echo "setup: installing $(( ${#args[@]} / 2 )) editable distributions (the core and every plugin)"
   pip_install --no-build-isolation "${args[@]}"
   rm -f "$VENV"/.snncore-setup-*
   touch "$STAMP"
