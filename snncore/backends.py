@@ -1,8 +1,9 @@
 """Choosing the backend that runs a layer's time loop.
 
 ``backend="auto"`` picks, among the registered backends whose ``supports`` accepts the model,
-variant, device and dtype, the one of highest ``priority``.  A named backend that cannot run the
-request is an error naming the backends that can.
+variant, device and dtype, the one of highest ``priority`` (or of highest
+``priority_for(model, variant, device, dtype)``, for a backend that defines it).  A named
+backend that cannot run the request is an error naming the backends that can.
 """
 
 from __future__ import annotations
@@ -22,11 +23,18 @@ def _where(device: Any, dtype: Any) -> str:
     return f" on {' / '.join(parts)}" if parts else ""
 
 
+def _rank(backend: Backend, model: NeuronModel, variant: str, device: Any, dtype: Any) -> int:
+    """A backend's ``priority_for(model, variant, device, dtype)`` if it has one (a backend that
+    runs everything but is the best choice for some requests only), else its ``priority``."""
+    rank = getattr(backend, "priority_for", None)
+    return backend.priority if rank is None else rank(model, variant, device, dtype)
+
+
 def backends_supporting(
     model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
 ) -> list[Backend]:
     found = [b for b in list_backends() if b.supports(model, variant, device, dtype) is None]
-    return sorted(found, key=lambda b: -b.priority)
+    return sorted(found, key=lambda b: -_rank(b, model, variant, device, dtype))
 
 
 def check_backend(name: str, model: NeuronModel, variant: str) -> None:

@@ -103,14 +103,28 @@ def _model_row(entry: Any) -> dict[str, Any]:
     loop_variant = next(
         (v for v in model.variants if v in ("layer", "recurrent")), model.variants[0]
     )
+    backends = backends_supporting(model, loop_variant)
+    implementations = {}
+    for b in backends:  # optional: how a backend runs it, e.g. fused: "kernel" or "generic"
+        describe = getattr(b, "implementation", None)
+        how = describe(model, loop_variant) if describe is not None else None
+        if how:
+            implementations[b.name] = how
     return {
         **_entry_row(entry),
         "family": model.family,
         "variants": list(model.variants),
-        "backends": [b.name for b in backends_supporting(model, loop_variant)],
+        "backends": [b.name for b in backends],
+        "backend_implementations": implementations,
         "output": model.output,
         "dist": f"{entry.provider.distribution} {entry.provider.version}",
     }
+
+
+def _backends_cell(row: dict[str, Any]) -> str:
+    """``fused(kernel),torch``: each backend, with how it runs the model where it says."""
+    how = row["backend_implementations"]
+    return ",".join(f"{n}({how[n]})" if n in how else n for n in row["backends"])
 
 
 @cli.command("list-models")
@@ -130,7 +144,8 @@ def list_models_command(as_json: bool, family: str | None, backend: str | None) 
             r.pop("dist")
         _echo_json({"models": rows, "conflicts": conflicts})
     else:
-        _echo_table(rows, ["name", "family", "dist", "variants", "backends", "summary"])
+        shown = [{**r, "backends": _backends_cell(r)} for r in rows]
+        _echo_table(shown, ["name", "family", "dist", "variants", "backends", "summary"])
 
 
 def _list_command(kind: str, help_text: str, extra: tuple[str, ...] = ()) -> None:
@@ -297,7 +312,7 @@ def info_command(name: str, as_json: bool) -> None:
         click.echo("\npresets (preset=NAME):")
         _echo_table(row["presets"], ["name", "summary"])
     click.echo(f"\nvariants: {', '.join(model.variants)}")
-    click.echo(f"backends: {', '.join(row['backends']) or '(none installed)'}")
+    click.echo(f"backends: {_backends_cell(row).replace(',', ', ') or '(none installed)'}")
 
 
 @cli.command("simulate")
@@ -346,24 +361,58 @@ def simulate_command(
 
 @cli.command("bench")
 @click.option("--model", "model_name", default="lif", show_default=True)
-@click.option("-T", "steps", default=500, show_default=True, type=click.IntRange(1))
-@click.option("-B", "batch", default=16, show_default=True, type=click.IntRange(1))
-@click.option("-N", "neurons", default=4096, show_default=True, type=click.IntRange(1))
-@click.option("--repeat", default=3, show_default=True, type=click.IntRange(1))
-@click.option("--device", default="cpu", show_default=True)
+@click.option("-T", "--T", "steps", default=500, show_default=True, type=click.IntRange(1))
+@click.option("-B", "--B", "batch", default=16, show_default=True, type=click.IntRange(1))
+@click.option("-N", "--N", "neurons", default=4096, show_default=True, type=click.IntRange(1))
+@click.option("--backward", is_flag=True, help="Time forward+backward (default: forward only).")
 @click.option(
+    "--peers/--no-peers",
     "--reference/--no-reference",
-    default=True,
-    show_default=True,
-    help="Also time the reference library (norse), when installed.",
+    default=False,
+    help="Also time the installed peer libraries (Norse, snnTorch, SpikingJelly).",
 )
+@click.option(
+    "--memory", is_flag=True, help="Also measure peak memory of forward+backward per backend."
+)
+@click.option("--repeat", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def bench_command(
-    model_name: str, steps: int, batch: int, neurons: int, repeat: int, device: str, reference: bool
+    model_name: str,
+    steps: int,
+    batch: int,
+    neurons: int,
+    backward: bool,
+    peers: bool,
+    memory: bool,
+    repeat: int,
+    device: str,
+    as_json: bool,
 ) -> None:
-    """Time forward+backward of a feed-forward layer on every backend (and the reference)."""
+    """Time a feed-forward layer on every backend, beside the installed peers: milliseconds,
+    speed-ups and the fraction of the memory-bandwidth bound (see snncore/bench.py)."""
+    from snncore.api import get_model
     from snncore.bench import run_bench
 
-    run_bench(model_name, steps, batch, neurons, repeat, device, reference, click.echo)
+    variants = get_model(model_name).variants
+    if "layer" not in variants:
+        raise click.UsageError(
+            f"model {model_name!r} has no feed-forward layer to benchmark; it offers {list(variants)}"
+        )
+    results = run_bench(
+        model_name,
+        steps,
+        batch,
+        neurons,
+        repeat,
+        device,
+        peers,
+        backward=backward,
+        memory=memory,
+        echo=None if as_json else click.echo,
+    )
+    if as_json:
+        _echo_json({"bench": results})
 
 
 @cli.command("new-plugin")

@@ -142,7 +142,11 @@ class Backend(Protocol):
 
     ``supports`` returns ``None`` when the backend can run ``variant`` of ``model`` on that device
     and dtype (``None`` for either means "any"), else a short reason.  ``backend="auto"`` picks
-    the supporting backend of highest ``priority``.
+    the supporting backend of highest ``priority``.  Optional: ``priority_for(model, variant,
+    device, dtype) -> int`` ranks a request in place of ``priority`` (a backend that runs every
+    model but should be chosen automatically for some only), and ``implementation(model,
+    variant) -> str | None`` names how it runs one (e.g. ``"kernel"``), shown by
+    ``snn list-models``.
     """
 
     name: str

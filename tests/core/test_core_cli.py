@@ -67,7 +67,7 @@ def test_list_models_table() -> None:
     rows = _rows(result.stdout)
     for name in ("lif", "li", "lif_mc"):
         assert f"snn-lif {LIF_VERSION}" in rows[name]
-        assert "torch" in rows[name].split()
+        assert "torch" in re.split(r"[\s,]+", rows[name])  # other backends may be installed
     assert "cell,recurrent_cell,layer,recurrent" in rows["lif"]
     assert "cell,layer" in rows["li"] and "recurrent" not in rows["li"]
 
@@ -82,7 +82,7 @@ def test_list_models_json() -> None:
     assert lif["qualified_name"] == "snn-lif:lif"
     assert lif["family"] == "lif"
     assert lif["variants"] == ["cell", "recurrent_cell", "layer", "recurrent"]
-    assert lif["backends"] == ["torch"]
+    assert "torch" in lif["backends"]
     assert lif["output"] == "spikes" and models["li"]["output"] == "voltage"
     assert lif["summary"]
     assert models["lif_mc"]["variants"] == ["recurrent_cell", "recurrent"]
@@ -121,7 +121,8 @@ def test_list_models_backend_filter() -> None:
     assert {"lif", "li", "lif_mc"} <= {m["name"] for m in by_torch["models"]}
     by_only = _json(invoke("list-models", "--json", "--backend", "only-lif"))
     assert [m["name"] for m in by_only["models"]] == ["lif"]
-    assert by_only["models"][0]["backends"] == ["torch", "only-lif"]
+    backends = by_only["models"][0]["backends"]
+    assert [b for b in backends if b in ("torch", "only-lif")] == ["torch", "only-lif"]
 
 
 def test_list_models_unknown_backend_exits_2() -> None:
@@ -158,7 +159,7 @@ def test_info_shows_parameters_with_defaults_and_units() -> None:
     assert "v1 = v + dt*tau_mem_inv" in out  # the equations
     assert "recurrent_cell: z [spikes (0/1)], v [V]" in out
     assert "variants: cell, recurrent_cell, layer, recurrent" in out
-    assert "backends: torch" in out
+    assert re.search(r"^backends: .*\btorch\b", out, re.MULTILINE)
 
 
 def test_info_json() -> None:
@@ -172,7 +173,7 @@ def test_info_json() -> None:
     assert params["method"]["default"] == "super"
     assert [s["name"] for s in model["states"]["layer"]] == ["v", "i"]
     assert [s["name"] for s in model["states"]["recurrent"]] == ["z", "v", "i"]
-    assert model["backends"] == ["torch"]
+    assert "torch" in model["backends"]
     assert "tau_mem_inv" in model["equations"]
 
 
@@ -292,7 +293,7 @@ def test_simulate_lif_prints_spike_counts() -> None:
     assert len(counts) == 5
     assert all(0 <= c <= 50 for c in counts) and sum(counts) > 0
     assert counts[-1] >= counts[0]  # the last neuron gets the strongest drive
-    assert "backend torch" in result.stdout
+    assert re.search(r"backend (torch|fused)$", result.stdout, re.MULTILINE)
 
 
 def test_simulate_li_prints_output_voltages() -> None:
@@ -331,7 +332,7 @@ def test_simulate_on_a_refusing_backend_is_a_clean_error() -> None:
     assert "refuses everything" in result.output and "torch" in result.output
     assert "Traceback" not in result.output
     auto = invoke("simulate", "lif", "--steps", "5")  # auto skips the refusing backend
-    assert auto.exit_code == 0 and "backend torch" in auto.stdout
+    assert auto.exit_code == 0 and "backend refuser" not in auto.stdout
 
 
 def test_bench_prints_the_torch_backend() -> None:
@@ -347,14 +348,15 @@ def test_bench_prints_the_torch_backend() -> None:
         "8",
         "--repeat",
         "1",
-        "--no-reference",
+        "--no-peers",
     )
     assert result.exit_code == 0, result.output
-    assert re.search(r"^\s+snncore backend torch\s+\d+\.\d{3} s$", result.stdout, re.MULTILINE), (
-        result.stdout
-    )
+    # candidate, forward ms, fraction of the bandwidth bound, runs
+    assert re.search(
+        r"^\s+snncore/torch\s+\d+\.\d\s+\d+\.\d\d\s+1$", result.stdout, re.MULTILINE
+    ), result.stdout
     assert "T=20 B=2 N=8" in result.stdout
-    assert "reference" not in result.stdout.split("\n", 1)[1]
+    assert "norse" not in result.stdout
 
 
 def test_version_option() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import re
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -123,7 +124,7 @@ def test_a_refusing_backend_names_the_backends_that_can() -> None:
         snncore.create("lif", backend="refuser")
     message = str(info.value)
     assert "'refuser'" in message and "it refuses everything" in message
-    assert "backends that do: torch" in message
+    assert re.search(r"backends that do: .*\btorch\b", message)
     assert isinstance(info.value, RuntimeError)
 
 
@@ -132,7 +133,7 @@ def test_auto_skips_a_refusing_backend_of_higher_priority() -> None:
     layer = snncore.create("lif")
     x = _drive()
     layer(x)
-    assert layer._backend_for(x).name == "torch"
+    assert layer._backend_for(x).name != "refuser"
 
 
 def test_auto_picks_the_highest_priority_supporting_backend() -> None:

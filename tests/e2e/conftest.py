@@ -18,7 +18,7 @@ avoids an isolated build environment that could pull another torch.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import json
 import os
 import site
@@ -52,9 +52,14 @@ def _run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProces
 def _skip_reason() -> str | None:
     if not SNN.is_file():
         return f"no `snn` script at {SNN} (snncore is not installed in this environment)"
-    for module in ("pip", "hatchling"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed in this environment"
+    # Asked of the metadata, not through importlib.util.find_spec: setuptools' distutils shim
+    # reacts to a spec request for "pip" by switching itself off, which breaks torch.compile's
+    # inductor for the rest of the process.
+    for distribution in ("pip", "hatchling"):
+        try:
+            importlib.metadata.distribution(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return f"{distribution} is not installed in this environment"
     return None
 
 

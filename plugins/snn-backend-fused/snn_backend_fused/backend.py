@@ -1,0 +1,159 @@
+"""The ``fused`` backend: hand-written whole-sequence kernels where they exist, else the generic
+path (see :mod:`snn_backend_fused.generic`).
+
+Which path a request takes:
+
+=====================================  =========================================================
+request                                path
+=====================================  =========================================================
+feed-forward layer of a model with a   the C++ kernel (:mod:`snn_backend_fused.kernels`), unless
+hand-written kernel, float32/float64   the call is one the kernel declines (a parameter that
+                                       needs a gradient, a third-party surrogate,
+                                       ``record_states=True``, an odd state) — then the exact
+                                       eager loop
+any other model or variant             the generic path: the model's step compiled by
+                                       ``torch.compile`` over time (eager if that fails)
+=====================================  =========================================================
+
+Selection: ``backend="auto"`` prefers ``fused`` (priority 10) only where it has a kernel — its
+``priority_for`` ranks every other request below the eager backend (-10), so ``auto`` never
+compiles a model behind the user's back; ``backend="fused"`` runs every model.  CPU only.
+
+If the kernels cannot be built (no compiler, a compile error, a library that does not load),
+``supports`` refuses with the cause: ``auto`` then falls back to the next backend after one
+warning line, and ``backend="fused"`` fails with :class:`snncore.BackendUnavailableError` naming
+the cause.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from snncore.protocols import NeuronModel
+
+KERNEL_DTYPES = (torch.float32, torch.float64)
+#: ``priority_for`` of requests without a kernel: below the eager backend's 0.
+GENERIC_PRIORITY = -10
+
+
+class FusedUnavailableWarning(RuntimeWarning):
+    """The fused kernels could not be built; ``backend="auto"`` uses another backend."""
+
+
+_warned = False
+
+
+def _warn_unavailable(cause: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warn_one_line(
+            f"C++ kernels unavailable ({cause}); backend='auto' falls back to another "
+            f"backend (torch)",
+            FusedUnavailableWarning,
+        )
+
+
+def warn_one_line(message: str, category: type[Warning]) -> None:
+    """A warning printed on one line (``snn-backend-fused:0: Category: message``): attributed to
+    the plugin rather than to a line of source, so no source line follows it."""
+    warnings.warn_explicit(message, category, filename="snn-backend-fused", lineno=0)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class FusedBackend:
+    """Whole-sequence CPU kernels; a compiled generic path for every other model."""
+
+    name = "fused"
+    priority = 10
+    summary = (
+        "whole-sequence C++ kernels on CPU (lif, li, lsnn, lif_ex, lif_adex, lif_refrac layers); "
+        "any other model through its torch.compile'd step"
+    )
+
+    def implementation(self, model: NeuronModel, variant: str) -> str | None:
+        """``"kernel"`` (hand-written), ``"generic"``, or ``None`` for a variant it lacks."""
+        from snn_backend_fused.kernels import kernel_for
+
+        if variant not in model.variants:
+            return None
+        return "kernel" if kernel_for(model, variant) is not None else "generic"
+
+    def priority_for(
+        self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
+    ) -> int:
+        """The rank ``auto`` gives this backend for a request: its priority where a kernel runs
+        it, else below the eager backend."""
+        if self.implementation(model, variant) != "kernel":
+            return GENERIC_PRIORITY
+        if dtype is not None and dtype not in KERNEL_DTYPES:
+            return GENERIC_PRIORITY
+        return self.priority
+
+    def supports(
+        self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
+    ) -> str | None:
+        from snn_backend_fused import build
+
+        if variant not in model.variants:
+            return f"model {model.name!r} has no {variant!r} variant"
+        if device is not None and torch.device(device).type != "cpu":
+            return "it runs on CPU only (its CUDA kernels are not written yet)"
+        if dtype is not None and not dtype.is_floating_point:
+            return f"dtype {dtype} is not floating point"
+        failure = build.error()
+        if failure is None and device is not None:  # at run time: build on first use
+            try:
+                build.load()
+            except build.FusedBuildError as exc:
+                failure = exc
+                _warn_unavailable(_first_line(exc))
+        if failure is not None:
+            return f"its C++ kernels are unavailable: {failure}"
+        return None
+
+    def run_layer(
+        self,
+        model: NeuronModel,
+        x: torch.Tensor,
+        state: Any,
+        p: Any,
+        dt: float,
+        record_states: bool,
+    ) -> tuple[torch.Tensor, Any]:
+        from snn_backend_fused import generic, kernels
+
+        spec = kernels.kernel_for(model, "layer")
+        if spec is None:
+            return generic.run_layer(model, x, state, p, dt, record_states)
+        if not record_states:
+            result = kernels.run(spec, x, state, p, dt)
+            if result is not None:
+                return result
+        return generic.eager_layer(model, x, state, p, dt, record_states)
+
+    def run_recurrent(
+        self,
+        model: NeuronModel,
+        x: torch.Tensor,
+        state: Any,
+        p: Any,
+        dt: float,
+        input_weights: torch.Tensor,
+        recurrent_weights: torch.Tensor,
+        module_tensors: Mapping[str, torch.Tensor],
+        record_states: bool,
+    ) -> tuple[torch.Tensor, Any]:
+        from snn_backend_fused import generic
+
+        return generic.run_recurrent(
+            model, x, state, p, dt, input_weights, recurrent_weights, module_tensors, record_states
+        )

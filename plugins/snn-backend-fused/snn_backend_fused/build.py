@@ -1,0 +1,285 @@
+"""Compiling and loading the C++ kernels: on first use, cached per user.
+
+The kernels (``csrc/*.cpp``) are plain C++17 without PyTorch headers, compiled by the system's
+C++ compiler into one shared library and called through :mod:`ctypes`.  Leaving ATen out is what
+makes first use tolerable: any translation unit that includes it takes over 20 s to compile on a
+2-core machine, while the whole library here takes a few seconds.  Nothing is built at install
+time (the build needs neither network nor torch in an isolated environment).
+
+The library is cached under ``$SNN_FUSED_CACHE_DIR`` (default ``$XDG_CACHE_HOME/snncore/fused``,
+i.e. ``~/.cache/snncore/fused``) in a directory named by a hash of: the sources, the compiler and
+its version, the flags, the torch version and the CPU's instruction-set flags (``-march=native``).
+A process that finds the library there loads it in milliseconds; concurrent first builds take a
+file lock and build once.  ``$CXX`` picks the compiler (default ``g++``, then ``c++``).
+
+A missing compiler, a failed compilation or a library that does not load raise
+:class:`FusedBuildError` naming the cause; the backend turns that into a fallback (``auto``) or
+a clear error (``backend="fused"``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+CSRC = Path(__file__).resolve().parent / "csrc"
+LIBRARY_NAME = "libsnnfused.so"
+FLAGS = (
+    "-O3",
+    "-march=native",
+    "-std=c++17",
+    "-fPIC",
+    "-fopenmp",
+    "-fvisibility=hidden",
+    # Exactness: no fused multiply-add contraction and no reassociation (no -ffast-math), so
+    # each kernel rounds exactly where the PyTorch step function does.
+    "-ffp-contract=off",
+    "-fno-math-errno",
+)
+
+
+def _libmvec_flags() -> tuple[str, ...]:
+    """``-DSNNF_LIBMVEC`` (vectorised exp in the exponential models) where glibc's libmvec
+    exists: x86-64 Linux with glibc 2.22 or later."""
+    libc, version = platform.libc_ver()
+    if platform.machine() not in ("x86_64", "AMD64") or libc != "glibc":
+        return ()
+    try:
+        major, minor = (int(v) for v in version.split(".")[:2])
+    except ValueError:
+        return ()
+    return ("-DSNNF_LIBMVEC",) if (major, minor) >= (2, 22) else ()
+
+
+class FusedBuildError(RuntimeError):
+    """The C++ kernels could not be compiled or loaded; the message names the cause."""
+
+
+_lock = threading.Lock()
+_library: Any = None
+_error: FusedBuildError | None = None
+#: Seconds the last successful :func:`load` spent compiling (0.0 when the cache had it).
+last_build_seconds = 0.0
+
+
+def cache_root() -> Path:
+    explicit = os.environ.get("SNN_FUSED_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "snncore" / "fused"
+
+
+def find_compiler() -> str:
+    """The C++ compiler to use: ``$CXX``, else ``g++``, else ``c++``."""
+    wanted = os.environ.get("CXX")
+    candidates = [wanted] if wanted else ["g++", "c++"]
+    for name in candidates:
+        found = shutil.which(name)
+        if found:
+            return found
+    looked = f"$CXX={wanted}" if wanted else "g++, c++"
+    raise FusedBuildError(f"no C++ compiler found (looked for {looked} on PATH)")
+
+
+def _compiler_version(compiler: str) -> str:
+    try:
+        result = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except OSError as exc:
+        raise FusedBuildError(f"C++ compiler {compiler} does not run: {exc}") from None
+    if result.returncode != 0:
+        raise FusedBuildError(f"C++ compiler {compiler} does not run: {result.stderr.strip()}")
+    return result.stdout.splitlines()[0] if result.stdout else ""
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _sources() -> list[Path]:
+    return sorted(CSRC.glob("*.cpp"))
+
+
+def build_key(compiler: str) -> str:
+    import torch
+
+    digest = hashlib.sha256()
+    for path in sorted(CSRC.iterdir()):
+        if path.suffix in (".cpp", ".h"):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    for part in (
+        compiler,
+        _compiler_version(compiler),
+        " ".join(FLAGS + _libmvec_flags()),
+        torch.__version__,
+        platform.machine(),
+        _cpu_flags(),
+    ):
+        digest.update(b"\0" + part.encode())
+    return digest.hexdigest()[:20]
+
+
+def _compile(compiler: str, target: Path) -> None:
+    """Compile every source to an object in parallel, then link ``target``."""
+    with tempfile.TemporaryDirectory(prefix="build-", dir=target.parent) as tmp:
+        work = Path(tmp)
+
+        def compile_one(source: Path) -> Path:
+            obj = work / (source.stem + ".o")
+            cmd = [compiler, *FLAGS, *_libmvec_flags(), "-I", str(CSRC), "-c", str(source)]
+            cmd += ["-o", str(obj)]
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+                raise FusedBuildError(f"compiling {source.name} with {compiler} failed:\n{tail}")
+            return obj
+
+        sources = _sources()
+        with ThreadPoolExecutor(max_workers=max(1, min(len(sources), os.cpu_count() or 1))) as ex:
+            objects = list(ex.map(compile_one, sources))
+        linked = work / LIBRARY_NAME
+        libraries = ["-lmvec"] if _libmvec_flags() else []
+        cmd = [compiler, "-shared", "-fopenmp", *map(str, objects), *libraries, "-o", str(linked)]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+            raise FusedBuildError(f"linking {LIBRARY_NAME} with {compiler} failed:\n{tail}")
+        os.replace(linked, target)
+
+
+def library_path() -> Path:
+    """Where the library for this machine, compiler and source lives (built or not)."""
+    compiler = find_compiler()
+    return cache_root() / build_key(compiler) / LIBRARY_NAME
+
+
+def _build_and_load() -> Any:
+    global last_build_seconds
+    compiler = find_compiler()
+    target = cache_root() / build_key(compiler) / LIBRARY_NAME
+    started = time.perf_counter()
+    compiled = False
+    if not target.exists():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FusedBuildError(
+                f"cannot create the kernel cache {target.parent}: {exc}"
+            ) from None
+        import fcntl
+
+        with open(target.parent / "build.lock", "w") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            if not target.exists():  # another process may have built it meanwhile
+                _compile(compiler, target)
+                compiled = True
+    last_build_seconds = time.perf_counter() - started if compiled else 0.0
+    # torch first: its OpenMP runtime (libgomp.so.1) is then the one the library binds to.
+    import torch  # noqa: F401
+
+    try:
+        library = ctypes.CDLL(str(target))
+    except OSError as exc:
+        raise FusedBuildError(f"the compiled kernels at {target} do not load: {exc}") from None
+    _declare(library)
+    return library
+
+
+def _declare(library: Any) -> None:
+    c_int, c_i64, c_void = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
+    library.snnf_empty.restype = c_void
+    library.snnf_empty.argtypes = [ctypes.c_int32, ctypes.POINTER(c_i64), ctypes.c_int32]
+    library.snnf_discard.argtypes = [c_void]
+    library.snnf_pool_limit.restype = c_i64
+    library.snnf_pool_limit.argtypes = [c_i64]
+    library.snnf_pool_release.restype = c_i64
+    library.snnf_pool_stats.argtypes = [ctypes.POINTER(c_i64)]
+    library.snnf_openmp.restype = c_int
+    limit = os.environ.get("SNN_FUSED_CACHE_LIMIT_MB")
+    if limit is not None:
+        library.snnf_pool_limit(int(float(limit) * 2**20))
+
+
+_functions: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
+def kernel_functions(library: Any, name: str) -> tuple[Any, Any]:
+    """The forward and backward entry points of kernel ``name`` (declared for ctypes)."""
+    found = _functions.get((id(library), name))
+    if found is None:
+        found = _functions[(id(library), name)] = _declare_kernel(library, name)
+    return found
+
+
+def _declare_kernel(library: Any, name: str) -> tuple[Any, Any]:
+    c_int, c_i64, c_void = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
+    forward = getattr(library, f"snnf_{name}_forward")
+    forward.restype = c_int
+    forward.argtypes = [c_int, c_int, c_i64, c_i64, c_void, c_void, c_void, c_void, c_i64, c_void]
+    forward.argtypes += [c_int]
+    backward = getattr(library, f"snnf_{name}_backward")
+    backward.restype = c_int
+    backward.argtypes = [c_int, c_int, c_int, c_i64, c_i64, c_void, c_void, c_i64, c_void]
+    backward.argtypes += [c_void, c_i64, c_i64, c_void, c_void, c_int]
+    return forward, backward
+
+
+def load() -> Any:
+    """The loaded library, compiling it first if needed; raises :class:`FusedBuildError`.
+
+    A failure is remembered: later calls raise the same error without trying again (call
+    :func:`reset` to retry, e.g. after installing a compiler).
+    """
+    global _library, _error
+    if _library is not None:
+        return _library
+    with _lock:
+        if _library is not None:
+            return _library
+        if _error is not None:
+            raise _error
+        try:
+            _library = _build_and_load()
+        except FusedBuildError as exc:
+            _error = exc
+            raise
+        except Exception as exc:  # anything else while building is a build failure too
+            _error = FusedBuildError(f"building the C++ kernels failed: {exc!r}")
+            raise _error from exc
+        return _library
+
+
+def error() -> FusedBuildError | None:
+    """The remembered build failure, if the last attempt failed."""
+    return _error
+
+
+def loaded() -> bool:
+    return _library is not None
+
+
+def reset() -> None:
+    """Forget the loaded library and any remembered failure (the next use builds again)."""
+    global _library, _error
+    with _lock:
+        _library, _error = None, None

@@ -1,0 +1,423 @@
+"""The hand-written kernels: which model step each implements, and their autograd wrapper.
+
+A :class:`KernelSpec` ties a C++ kernel (``csrc/*.cpp``) to the Python step function whose
+numerics it reproduces, named by module and qualified name (``snn_lif.lif.
+lif_feed_forward_step``) so that matching a model needs no import of its plugin.  It lists the
+state fields in the kernel's row order and builds the kernel's parameter values from the model's
+parameter record with the same PyTorch operations the step uses (``dt * p.tau_mem_inv`` ...), so
+that the forward pass rounds exactly as the step does.
+
+:func:`run` returns ``None`` (the caller then takes another path) where a kernel would not be
+exact or does not apply: a parameter that needs a gradient, a surrogate registered by a third
+party, a state of another shape or dtype than the input, a per-neuron parameter of a wider
+dtype than the input (the step would widen the state), a non-CPU device or a dtype other than
+float32/float64.
+
+Backward (:class:`_FusedSequence`) keeps what the kernel's ``saves`` says: LIF one value per
+element (v1 − v_th); LI nothing; the others a reference to the input and a checkpoint of the
+state every :data:`CHECKPOINT_EVERY` steps, from which the kernel recomputes each segment.  There
+is no per-step autograd graph.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import torch
+from torch.autograd.function import once_differentiable
+
+from snn_backend_fused import buffers, build
+
+#: The built-in surrogates, in the kernels' numbering (csrc/common.h ``Surrogate``).
+SURROGATES = ("super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc", "logistic", "atan")
+#: The backward pass recomputes segments of this many steps from a checkpoint of the state.
+CHECKPOINT_EVERY = 32
+_BITS = {torch.float32: 32, torch.float64: 64}
+
+
+@attrs.frozen
+class KernelSpec:
+    """A hand-written kernel and the feed-forward step function it implements."""
+
+    #: The kernel's name in the library (``snnf_NAME_forward`` / ``snnf_NAME_backward``).
+    name: str
+    #: ``"module.qualname"`` of the model's ``feed_forward_step`` this kernel reproduces.
+    step: str
+    #: State fields in the kernel's row order; dotted for nested states (``"lif.v"``).
+    state_fields: tuple[str, ...]
+    #: ``(p, dt, dtype) -> [tensors]``: the kernel's parameters, built as the step builds them.
+    parameters: Callable[[Any, float, torch.dtype], list[torch.Tensor]]
+    #: ``p -> method``: the surrogate's name, or ``None`` for a model that does not spike (a
+    #: spiking kernel's last parameter is the surrogate's sharpness ``alpha``).
+    surrogate: Callable[[Any], str] | None = None
+    #: What the forward pass keeps for the backward pass: ``"checkpoints"`` (a reference to the
+    #: input and the state every :data:`CHECKPOINT_EVERY` steps; backward recomputes),
+    #: ``"distance"`` (one value per element, e.g. LIF's v1 − v_th) or ``"nothing"`` (a linear
+    #: model).
+    saves: str = "checkpoints"
+
+
+def _lif_parameters(p: Any, dt: float, dtype: torch.dtype) -> list[torch.Tensor]:
+    return [dt * p.tau_mem_inv, dt * p.tau_syn_inv, p.v_leak, p.v_th, p.v_reset, p.alpha]
+
+
+def _li_parameters(p: Any, dt: float, dtype: torch.dtype) -> list[torch.Tensor]:
+    return [dt * p.tau_mem_inv, dt * p.tau_syn_inv, p.v_leak]
+
+
+def _lsnn_parameters(p: Any, dt: float, dtype: torch.dtype) -> list[torch.Tensor]:
+    return [
+        dt * p.tau_mem_inv,
+        dt * p.tau_syn_inv,
+        dt * p.tau_adapt_inv,
+        p.v_leak,
+        p.v_th,
+        p.v_reset,
+        p.beta,
+        p.alpha,
+    ]
+
+
+def _exp_ceiling(dtype: torch.dtype) -> torch.Tensor:
+    """snn_adex.exponential.exp_ceiling: the exponent's clamp, ln(max float)/2 of the dtype."""
+    return torch.tensor(0.5 * math.log(torch.finfo(dtype).max), dtype=torch.float64)
+
+
+def _lif_ex_parameters(p: Any, dt: float, dtype: torch.dtype) -> list[torch.Tensor]:
+    return [
+        dt * p.tau_mem_inv,
+        dt * p.tau_syn_inv,
+        p.v_leak,
+        p.v_th,
+        p.v_reset,
+        p.delta_T,
+        _exp_ceiling(dtype),
+        p.alpha,
+    ]
+
+
+def _lif_adex_parameters(p: Any, dt: float, dtype: torch.dtype) -> list[torch.Tensor]:
+    return [
+        dt * p.tau_mem_inv,
+        dt * p.tau_syn_inv,
+        dt * p.tau_ada_inv,
+        p.v_leak,
+        p.v_th,
+        p.v_reset,
+        p.delta_T,
+        p.adaptation_current,
+        p.adaptation_spike,
+        _exp_ceiling(dtype),
+        p.alpha,
+    ]
+
+
+def _lif_refrac_parameters(p: Any, dt: float, dtype: torch.dtype) -> list[torch.Tensor]:
+    return [*_lif_parameters(p.lif, dt, dtype)[:5], p.rho_reset, p.lif.alpha]
+
+
+def _own_surrogate(p: Any) -> str:
+    return p.method
+
+
+def _lif_surrogate(p: Any) -> str:
+    return p.lif.method
+
+
+KERNELS: tuple[KernelSpec, ...] = (
+    KernelSpec(
+        name="lif",
+        step="snn_lif.lif.lif_feed_forward_step",
+        state_fields=("v", "i"),
+        parameters=_lif_parameters,
+        surrogate=_own_surrogate,
+        saves="distance",
+    ),
+    KernelSpec(
+        name="li",
+        step="snn_lif.li.li_feed_forward_step",
+        state_fields=("v", "i"),
+        parameters=_li_parameters,
+        saves="nothing",
+    ),
+    KernelSpec(
+        name="lsnn",
+        step="snn_lsnn.lsnn.lsnn_feed_forward_step",
+        state_fields=("v", "i", "b"),
+        parameters=_lsnn_parameters,
+        surrogate=_own_surrogate,
+    ),
+    KernelSpec(
+        name="lif_ex",
+        step="snn_adex.ex.lif_ex_feed_forward_step",
+        state_fields=("v", "i"),
+        parameters=_lif_ex_parameters,
+        surrogate=_own_surrogate,
+    ),
+    KernelSpec(
+        name="lif_adex",
+        step="snn_adex.adex.lif_adex_feed_forward_step",
+        state_fields=("v", "i", "a"),
+        parameters=_lif_adex_parameters,
+        surrogate=_own_surrogate,
+    ),
+    KernelSpec(
+        name="lif_refrac",
+        step="snn_refrac.refrac.lif_refrac_feed_forward_step",
+        state_fields=("lif.v", "lif.i", "rho"),
+        parameters=_lif_refrac_parameters,
+        surrogate=_lif_surrogate,
+    ),
+)
+
+
+def step_name(step: Any) -> str:
+    return f"{getattr(step, '__module__', '')}.{getattr(step, '__qualname__', '')}"
+
+
+_BY_STEP = {spec.step: spec for spec in KERNELS}
+
+
+def kernel_for(model: Any, variant: str) -> KernelSpec | None:
+    """The hand-written kernel of ``variant`` of ``model``, if there is one."""
+    if variant != "layer" or model.feed_forward_step is None:
+        return None
+    return _BY_STEP.get(step_name(model.feed_forward_step))
+
+
+def surrogate_index(method: Any) -> int | None:
+    """The kernels' number of a built-in surrogate (aliases included), else ``None``."""
+    if not isinstance(method, str):
+        return None
+    from snncore import surrogates
+    from snncore.api import get_surrogate
+
+    try:
+        derivative = get_surrogate(method).derivative
+    except Exception:
+        return None
+    for surrogate, _aliases in surrogates.BUILTIN:
+        if surrogate.derivative is derivative and surrogate.name in SURROGATES:
+            return SURROGATES.index(surrogate.name)
+    return None
+
+
+# -- state records ---------------------------------------------------------------------------
+
+
+def _get(state: Any, path: str) -> Any:
+    for part in path.split("."):
+        state = getattr(state, part)
+    return state
+
+
+def flatten_state(spec: KernelSpec, state: Any) -> list[Any]:
+    return [_get(state, path) for path in spec.state_fields]
+
+
+def rebuild_state(template: Any, spec: KernelSpec, values: Sequence[torch.Tensor]) -> Any:
+    """``template`` (a NamedTuple, possibly nested) with the kernel's fields replaced."""
+    updates: dict[str, Any] = {}
+    nested: dict[str, list[tuple[str, torch.Tensor]]] = {}
+    for path, value in zip(spec.state_fields, values, strict=True):
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, []).append((rest, value))
+        else:
+            updates[head] = value
+    for head, items in nested.items():
+        inner = getattr(template, head)
+        sub = KernelSpec(name="", step="", state_fields=tuple(r for r, _ in items), parameters=list)
+        updates[head] = rebuild_state(inner, sub, [v for _, v in items])
+    return template._replace(**updates)
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Call:
+    """Everything a kernel call needs besides the tensors autograd sees."""
+
+    spec: KernelSpec
+    forward: Any
+    backward: Any
+    params: torch.Tensor
+    per_neuron: bool
+    surrogate: int
+    shape: tuple[int, ...]
+
+
+def _pack_parameters(
+    values: list[torch.Tensor], shape: tuple[int, ...], dtype: torch.dtype
+) -> tuple[torch.Tensor, bool] | None:
+    """The parameters as one (P,) tensor, or (P, M) when any is per-neuron; None if the step
+    would broadcast or promote differently from the kernel."""
+    per_neuron = False
+    for value in values:
+        if not torch.is_tensor(value) or value.device.type != "cpu" or value.is_complex():
+            return None
+        if value.requires_grad:
+            return None
+        if value.numel() != 1 or value.dim() > 0:
+            try:
+                if tuple(torch.broadcast_shapes(value.shape, shape)) != shape:
+                    return None
+            except RuntimeError:
+                return None
+            if torch.promote_types(value.dtype, dtype) != dtype:
+                return None  # a dimensioned wider parameter would widen the step's result
+            if value.numel() != 1:
+                per_neuron = True
+    if not per_neuron:  # through Python floats: exact (a float32 or float64 value is a double)
+        return torch.tensor([v.item() for v in values], dtype=dtype), False
+    numel = math.prod(shape)
+    rows = [v.detach().to(dtype).expand(shape).reshape(numel) for v in values]
+    return torch.stack(rows), True
+
+
+def prepare(spec: KernelSpec, x: torch.Tensor, state: Any, p: Any, dt: float) -> _Call | None:
+    """Check that the kernel applies exactly to this call and build its arguments, else None."""
+    if x.device.type != "cpu" or x.dtype not in _BITS or x.dim() < 2 or x.numel() == 0:
+        return None
+    shape = tuple(x.shape[1:])
+    try:
+        fields = flatten_state(spec, state)
+    except AttributeError:
+        return None
+    for value in fields:
+        if not torch.is_tensor(value) or tuple(value.shape) != shape or value.dtype != x.dtype:
+            return None
+        if value.device.type != "cpu":
+            return None
+    surrogate = 0
+    values = spec.parameters(p, dt, x.dtype)
+    if spec.surrogate is not None:
+        index = surrogate_index(spec.surrogate(p))
+        if index is None:
+            return None
+        surrogate = index
+    if any(torch.is_tensor(v) and v.requires_grad for v in attrs.astuple(p, recurse=True)):
+        return None
+    packed = _pack_parameters(values, shape, x.dtype)
+    if packed is None:
+        return None
+    params, per_neuron = packed
+    forward, backward = build.kernel_functions(build.load(), spec.name)
+    return _Call(spec, forward, backward, params, per_neuron, surrogate, shape)
+
+
+def _check(status: int, what: str) -> None:
+    if status != 0:
+        raise RuntimeError(f"snn-backend-fused: the {what} kernel failed (status {status})")
+
+
+def _forward(
+    call: _Call, x: torch.Tensor, fields: list[torch.Tensor], keep_saved: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    steps, numel = x.shape[0], math.prod(call.shape)
+    x = x.detach().contiguous()
+    state = torch.stack([f.detach().reshape(numel) for f in fields])
+    out = buffers.empty(tuple(x.shape), x.dtype)
+    saved = None
+    if keep_saved and call.spec.saves == "checkpoints":
+        count = -(-steps // CHECKPOINT_EVERY)
+        saved = buffers.empty((count, len(fields), numel), x.dtype)
+    elif keep_saved and call.spec.saves == "distance":
+        saved = buffers.empty((steps, numel), x.dtype)
+    status = call.forward(
+        _BITS[x.dtype],
+        int(call.per_neuron),
+        steps,
+        numel,
+        x.data_ptr(),
+        out.data_ptr(),
+        state.data_ptr(),
+        None if saved is None else saved.data_ptr(),
+        CHECKPOINT_EVERY,
+        call.params.data_ptr(),
+        torch.get_num_threads(),
+    )
+    _check(status, f"{call.spec.name} forward")
+    return out, state, saved
+
+
+class _FusedSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, call: _Call, x: torch.Tensor, *fields: torch.Tensor) -> Any:  # type: ignore[override]
+        ctx.set_materialize_grads(False)
+        out, state, saved = _forward(call, x, list(fields), keep_saved=True)
+        if call.spec.saves == "checkpoints":
+            ctx.save_for_backward(x)  # a reference: the kernel recomputes from it
+        ctx.call, ctx.saved, ctx.steps = call, saved, x.shape[0]
+        return (out, *(row.view(call.shape).clone() for row in state.unbind(0)))
+
+    @staticmethod
+    @once_differentiable  # the kernel's backward is not itself differentiable: say so, loudly
+    def backward(ctx: Any, grad_out: torch.Tensor | None, *grad_fields: Any) -> Any:  # type: ignore[override]
+        call, saved, steps = ctx.call, ctx.saved, ctx.steps
+        x = ctx.saved_tensors[0].detach().contiguous() if ctx.saved_tensors else None
+        if (call.spec.saves == "checkpoints" and x is None) or (
+            call.spec.saves != "nothing" and saved is None
+        ):
+            raise RuntimeError("snn-backend-fused: what the forward pass saved is gone")
+        dtype = call.params.dtype
+        numel = math.prod(call.shape)
+        grad_state = torch.zeros(len(grad_fields), numel, dtype=dtype)
+        for row, grad in zip(grad_state.unbind(0), grad_fields, strict=True):
+            if grad is not None:
+                row.copy_(grad.reshape(numel))
+        g_ptr, g_st, g_sn = None, 0, 0
+        if grad_out is not None:
+            grad_out = grad_out.to(dtype)
+            try:
+                flat = grad_out.view(steps, numel)
+            except RuntimeError:
+                flat = grad_out.reshape(steps, numel)
+            if flat.stride(1) not in (0, 1):
+                flat = flat.contiguous()
+            g_ptr, g_st, g_sn = flat.data_ptr(), flat.stride(0), flat.stride(1)
+            grad_out = flat  # keep alive during the call
+        grad_x = buffers.empty((steps, *call.shape), dtype)
+        status = call.backward(
+            _BITS[dtype],
+            int(call.per_neuron),
+            call.surrogate,
+            steps,
+            numel,
+            None if x is None else x.data_ptr(),
+            None if saved is None else saved.data_ptr(),
+            CHECKPOINT_EVERY,
+            call.params.data_ptr(),
+            g_ptr,
+            g_st,
+            g_sn,
+            grad_state.data_ptr(),
+            grad_x.data_ptr(),
+            torch.get_num_threads(),
+        )
+        _check(status, f"{call.spec.name} backward")
+        grads = [row.view(call.shape) for row in grad_state.unbind(0)]
+        return (None, grad_x, *grads)
+
+
+def run(
+    spec: KernelSpec, x: torch.Tensor, state: Any, p: Any, dt: float
+) -> tuple[torch.Tensor, Any] | None:
+    """All T steps through the kernel, or ``None`` where the kernel does not apply exactly."""
+    call = prepare(spec, x, state, p, dt)
+    if call is None:
+        return None
+    fields = flatten_state(spec, state)
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or any(f.requires_grad for f in fields)
+    )
+    if needs_grad:
+        out, *final = _FusedSequence.apply(call, x, *fields)
+    else:
+        out, packed, _ = _forward(call, x, fields, keep_saved=False)
+        final = [row.view(call.shape) for row in packed.unbind(0)]
+    return out, rebuild_state(state, spec, final)
