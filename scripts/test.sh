@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
-.venv/bin/ruff check snncore plugins tests examples benchmarks
+.venv/bin/ruff check snncore snncore_pytest.py plugins tests examples benchmarks
 .venv/bin/python -m pytest "$@"

@@ -47,11 +47,6 @@ Outside pytest: ``check_model(model)`` returns the failure messages, ``cases(...
 from __future__ import annotations
 
 from snncore.testing._harness import CheckFailure, CheckSkipped, Subject
-from snncore.testing._pytest import (
-    pytest_addoption,
-    pytest_configure,
-    pytest_generate_tests,
-)
 from snncore.testing._suite import (
     CHECKS,
     Case,
@@ -66,6 +61,11 @@ from snncore.testing._suite import (
     conformance_suite,
 )
 from snncore.testing._surrogates import BUILTIN_SMOOTHED_STEPS, check_surrogate
+from snncore_pytest import (
+    pytest_addoption,
+    pytest_configure,
+    pytest_generate_tests,
+)
 
 __all__ = [
     "BUILTIN_SMOOTHED_STEPS",

@@ -1,15 +1,21 @@
-"""The pytest side of the suite: options, the ``snncore_conformance`` marker, and the
-parametrisation of every test that takes the argument ``snncore_case``.
+"""The pytest plugin of snncore's conformance suite (entry point ``pytest11``: ``snncore.testing``).
 
-No module-level ``import pytest``: the hooks receive pytest's objects, so ``snncore.testing`` can
-be imported (and its checks called) without pytest installed.
+A top-level module on purpose: pytest imports every ``pytest11`` plugin at start-up, in every
+project of the environment, and anything under the ``snncore`` package would import torch
+(~1.5 s).  Here the options and the marker cost nothing; the suite itself (and torch) is
+imported only when a test takes the argument ``snncore_case``.  ``snncore.testing`` re-exports
+these hooks, so ``pytest_plugins = ["snncore.testing"]`` works as well.
+
+No ``import pytest``: the hooks receive pytest's objects.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from snncore.testing._suite import COMPILE_MODES, Options, cases
+#: The --snncore-compile choices; equal to snncore.testing._suite.COMPILE_MODES (a test checks),
+#: written out so that this module imports nothing heavy.
+COMPILE_MODES = ("off", "family", "all")
 
 
 def pytest_addoption(parser: Any) -> None:
@@ -64,6 +70,8 @@ def pytest_generate_tests(metafunc: Any) -> None:
     marker = metafunc.definition.get_closest_marker("snncore_conformance")
     if marker is not None:
         selection = {"plugins": marker.args, **marker.kwargs, **selection}
+    from snncore.testing._suite import Options, cases  # only where the suite is used
+
     config = metafunc.config
     try:
         options = Options.from_environment(
