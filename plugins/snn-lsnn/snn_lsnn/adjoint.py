@@ -46,47 +46,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from snn_lsnn.lsnn import LSNNFeedForwardState, LSNNParameters, LSNNState, _decay
-
-#: Time steps whose per-spike numbers are gathered (forward) or spread out (backward) at once.
-CHUNK = 16
-
-
-class SpikeRecord:
-    """``n`` numbers per spike of a (T, *shape) spike train, kept compactly (as in snn_lif).
-
-    Each step writes dense values into ``slot(t)``; every ``CHUNK`` steps the entries at spikes
-    are gathered and the buffer reused; ``dense`` spreads a chunk out again, zero where there is
-    no spike.  The positions are not stored: both sides read them from the spikes (``nonzero``).
-    """
-
-    def __init__(self, n: int, step_like: torch.Tensor, steps: int):
-        self.n, self.steps = n, steps
-        self.chunk = max(1, min(CHUNK, steps))
-        self.buffer = step_like.new_zeros((n, self.chunk, *step_like.shape))
-        self.values: list[torch.Tensor] = []
-
-    def slot(self, t: int) -> torch.Tensor:
-        return self.buffer[:, t % self.chunk]
-
-    def end_of_chunk(self, t: int) -> bool:
-        return (t + 1) % self.chunk == 0 or t + 1 == self.steps
-
-    def flush(self, spikes: torch.Tensor) -> None:
-        where = spikes.flatten().nonzero().squeeze(1)
-        dense = self.buffer[:, : spikes.shape[0]].reshape(self.n, -1)
-        self.values.append(dense.index_select(1, where))
-
-    def chunks(self) -> range:
-        return range(len(self.values) - 1, -1, -1)
-
-    def bounds(self, c: int) -> tuple[int, int]:
-        return c * self.chunk, min((c + 1) * self.chunk, self.steps)
-
-    def dense(self, c: int, spikes: torch.Tensor) -> torch.Tensor:
-        """(k, n, *shape): chunk ``c``'s values at its spikes, zero elsewhere."""
-        where = spikes.flatten().nonzero().squeeze(1)
-        out = spikes.new_zeros((self.n, spikes.numel())).index_copy_(1, where, self.values[c])
-        return out.view(self.n, *spikes.shape).transpose(0, 1)
+from snncore.adjoint import SpikeRecord
 
 
 def _step(
