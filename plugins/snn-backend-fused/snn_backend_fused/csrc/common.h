@@ -236,15 +236,18 @@ static inline const T* grad_row(const T* g, i64 st, i64 sn, i64 t, i64 n0, i64 l
   return tmp;
 }
 
-// Copy the S state rows of a block between an (S, M) array and local rows of kMaxBlock.
+// Copy the S state rows of a block between an (S, M) array and local rows of `ld` elements
+// (kMaxBlock unless given).
 template <typename T>
-static inline void load_rows(T* local, const T* src, int S, i64 M, i64 n0, i64 len) {
-  for (int s = 0; s < S; ++s) std::memcpy(local + s * kMaxBlock, src + s * M + n0, len * sizeof(T));
+static inline void load_rows(T* local, const T* src, int S, i64 M, i64 n0, i64 len,
+                             i64 ld = kMaxBlock) {
+  for (int s = 0; s < S; ++s) std::memcpy(local + s * ld, src + s * M + n0, len * sizeof(T));
 }
 
 template <typename T>
-static inline void store_rows(T* dst, const T* local, int S, i64 M, i64 n0, i64 len) {
-  for (int s = 0; s < S; ++s) std::memcpy(dst + s * M + n0, local + s * kMaxBlock, len * sizeof(T));
+static inline void store_rows(T* dst, const T* local, int S, i64 M, i64 n0, i64 len,
+                              i64 ld = kMaxBlock) {
+  for (int s = 0; s < S; ++s) std::memcpy(dst + s * M + n0, local + s * ld, len * sizeof(T));
 }
 
 // Scratch of a backward pass that recomputes K-step segments: nbuf rows of blk per step, plus
