@@ -34,15 +34,22 @@ import triton.language as tl
 
 from snn_backend_fused.triton.common import (
     NOT_SPECIALIZED,
+    add_grad_out,
     device,
     div,
     exp,
     heaviside,
+    last_step,
     load_row,
+    load_rows2,
+    load_rows3,
     neurons,
     param,
     scalar_param,
+    segment,
     store_row,
+    store_rows2,
+    store_rows3,
     surrogate,
 )
 
@@ -62,6 +69,20 @@ def exp_term_grad(v, v_th, delta_T, ceiling):
 
 
 @device
+def _ex_params(params, offs, mask, M, PER_NEURON: tl.constexpr):
+    """LIFEx's parameters, in the order above."""
+    a = param(params, 0, offs, mask, M, PER_NEURON)
+    b = param(params, 1, offs, mask, M, PER_NEURON)
+    v_leak = param(params, 2, offs, mask, M, PER_NEURON)
+    v_th = param(params, 3, offs, mask, M, PER_NEURON)
+    v_reset = param(params, 4, offs, mask, M, PER_NEURON)
+    delta_T = param(params, 5, offs, mask, M, PER_NEURON)
+    ceiling = scalar_param(params, 6, M, PER_NEURON)
+    alpha = param(params, 7, offs, mask, M, PER_NEURON)
+    return a, b, v_leak, v_th, v_reset, delta_T, ceiling, alpha
+
+
+@device
 def _ex_step(x_t, v, i, a, b, v_leak, v_th, v_reset, delta_T, ceiling):
     """One LIFEx step: ``(z, v1, v', i')``."""
     i1 = i + x_t
@@ -76,21 +97,15 @@ def lif_ex_forward(
     PER_NEURON: tl.constexpr, SAVE: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs, mask = neurons(M, BLOCK)
-    a = param(params, 0, offs, mask, M, PER_NEURON)
-    b = param(params, 1, offs, mask, M, PER_NEURON)
-    v_leak = param(params, 2, offs, mask, M, PER_NEURON)
-    v_th = param(params, 3, offs, mask, M, PER_NEURON)
-    v_reset = param(params, 4, offs, mask, M, PER_NEURON)
-    delta_T = param(params, 5, offs, mask, M, PER_NEURON)
-    ceiling = scalar_param(params, 6, M, PER_NEURON)
+    a, b, v_leak, v_th, v_reset, delta_T, ceiling, _alpha = _ex_params(
+        params, offs, mask, M, PER_NEURON
+    )
     M64 = M.to(tl.int64)
-    v = load_row(state + offs, mask, CDT)
-    i = load_row(state + M64 + offs, mask, CDT)
+    v, i = load_rows2(state + offs, mask, M64, CDT)
     x_t, out_t, ckpt = x + offs, out + offs, saved + offs
     for t0 in range(0, T, K):  # segments of K steps
         if SAVE:  # the state before steps 0, K, 2K, ...
-            store_row(ckpt, v, mask)
-            store_row(ckpt + M64, i, mask)
+            store_rows2(ckpt, mask, M64, v, i)
             ckpt += 2 * M64
         for _u in range(0, tl.minimum(T - t0, K)):
             x_v = load_row(x_t, mask, CDT)
@@ -98,8 +113,7 @@ def lif_ex_forward(
             store_row(out_t, z, mask)
             x_t += M64
             out_t += M64
-    store_row(state + offs, v, mask)
-    store_row(state + M64 + offs, i, mask)
+    store_rows2(state + offs, mask, M64, v, i)
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED)
@@ -109,45 +123,33 @@ def lif_ex_backward(
     CDT: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs, mask = neurons(M, BLOCK)
-    a = param(params, 0, offs, mask, M, PER_NEURON)
-    b = param(params, 1, offs, mask, M, PER_NEURON)
-    v_leak = param(params, 2, offs, mask, M, PER_NEURON)
-    v_th = param(params, 3, offs, mask, M, PER_NEURON)
-    v_reset = param(params, 4, offs, mask, M, PER_NEURON)
-    delta_T = param(params, 5, offs, mask, M, PER_NEURON)
-    ceiling = scalar_param(params, 6, M, PER_NEURON)
-    alpha = param(params, 7, offs, mask, M, PER_NEURON)
+    a, b, v_leak, v_th, v_reset, delta_T, ceiling, alpha = _ex_params(
+        params, offs, mask, M, PER_NEURON
+    )
     one_b = 1.0 - b
     M64, g_st64 = M.to(tl.int64), g_st.to(tl.int64)
-    gv = load_row(grad_state + offs, mask, CDT)
-    gi = load_row(grad_state + M64 + offs, mask, CDT)
+    gv, gi = load_rows2(grad_state + offs, mask, M64, CDT)
+    gx_t, g_t = last_step(grad_x, g, offs, T, M64, g_st64, g_sn)
     segments = (T + K - 1) // K
-    x_seg = x + (segments - 1) * K * M64 + offs  # the first row of the last segment
-    ckpt = saved + (segments - 1) * 2 * M64 + offs
-    gx_t, g_t = grad_x + (T - 1) * M64 + offs, g + (T - 1) * g_st64 + offs * g_sn
     for back in range(0, segments):  # the segments from the last
-        n = tl.minimum(T - (segments - 1 - back) * K, K)
-        v = load_row(ckpt, mask, CDT)
-        i = load_row(ckpt + M64, mask, CDT)
-        x_t, sc = x_seg, scratch + offs
+        n, x_t, ckpt = segment(segments - 1 - back, T, K, M64, x, saved, offs, 2)
+        v, i = load_rows2(ckpt, mask, M64, CDT)
+        sc = scratch + offs
         for _u in range(0, n):  # recompute the segment: v, v1 per step
-            store_row(sc, v, mask)
             x_v = load_row(x_t, mask, CDT)
-            _z, v1, v, i = _ex_step(x_v, v, i, a, b, v_leak, v_th, v_reset, delta_T, ceiling)
-            store_row(sc + M64, v1, mask)
+            v0 = v
+            _z, v1, v, i = _ex_step(x_v, v0, i, a, b, v_leak, v_th, v_reset, delta_T, ceiling)
+            store_rows2(sc, mask, M64, v0, v1)
             x_t += M64
             sc += 2 * M64
         tl.debug_barrier()
         for _back_u in range(0, n):  # and walk it backwards
             sc -= 2 * M64
-            v0 = load_row(sc, mask, CDT)
-            v1 = load_row(sc + M64, mask, CDT)
+            v0, v1 = load_rows2(sc, mask, M64, CDT)
             s = v1 - v_th
             z = heaviside(s)
             gz = gv * (v_reset - v1)
-            if HAS_G:
-                gz = load_row(g_t, mask, CDT) + gz
-                g_t -= g_st64
+            gz, g_t = add_grad_out(gz, g_t, g_st64, mask, HAS_G, CDT)
             gv1 = gv * (1.0 - z) + gz * surrogate(s, alpha, SURROGATE)
             gd = a * gv1
             gv = gv1 + gd * (exp_term_grad(v0, v_th, delta_T, ceiling) - 1.0)
@@ -155,10 +157,25 @@ def lif_ex_backward(
             store_row(gx_t, gi, mask)
             gx_t -= M64
         tl.debug_barrier()  # before the next segment overwrites the scratch
-        x_seg -= K * M64
-        ckpt -= 2 * M64
-    store_row(grad_state + offs, gv, mask)
-    store_row(grad_state + M64 + offs, gi, mask)
+    store_rows2(grad_state + offs, mask, M64, gv, gi)
+
+
+@device
+def _adex_params(params, offs, mask, M, PER_NEURON: tl.constexpr):
+    """LIFAdEx's parameters, in the order above (adaptation_current as ``a_cur``,
+    adaptation_spike as ``a_spike``)."""
+    a = param(params, 0, offs, mask, M, PER_NEURON)
+    b = param(params, 1, offs, mask, M, PER_NEURON)
+    c = param(params, 2, offs, mask, M, PER_NEURON)
+    v_leak = param(params, 3, offs, mask, M, PER_NEURON)
+    v_th = param(params, 4, offs, mask, M, PER_NEURON)
+    v_reset = param(params, 5, offs, mask, M, PER_NEURON)
+    delta_T = param(params, 6, offs, mask, M, PER_NEURON)
+    a_cur = param(params, 7, offs, mask, M, PER_NEURON)
+    a_spike = param(params, 8, offs, mask, M, PER_NEURON)
+    ceiling = scalar_param(params, 9, M, PER_NEURON)
+    alpha = param(params, 10, offs, mask, M, PER_NEURON)
+    return a, b, c, v_leak, v_th, v_reset, delta_T, a_cur, a_spike, ceiling, alpha
 
 
 @device
@@ -178,26 +195,15 @@ def lif_adex_forward(
     PER_NEURON: tl.constexpr, SAVE: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs, mask = neurons(M, BLOCK)
-    a = param(params, 0, offs, mask, M, PER_NEURON)
-    b = param(params, 1, offs, mask, M, PER_NEURON)
-    c = param(params, 2, offs, mask, M, PER_NEURON)
-    v_leak = param(params, 3, offs, mask, M, PER_NEURON)
-    v_th = param(params, 4, offs, mask, M, PER_NEURON)
-    v_reset = param(params, 5, offs, mask, M, PER_NEURON)
-    delta_T = param(params, 6, offs, mask, M, PER_NEURON)
-    a_cur = param(params, 7, offs, mask, M, PER_NEURON)
-    a_spike = param(params, 8, offs, mask, M, PER_NEURON)
-    ceiling = scalar_param(params, 9, M, PER_NEURON)
+    a, b, c, v_leak, v_th, v_reset, delta_T, a_cur, a_spike, ceiling, _alpha = _adex_params(
+        params, offs, mask, M, PER_NEURON
+    )
     M64 = M.to(tl.int64)
-    v = load_row(state + offs, mask, CDT)
-    i = load_row(state + M64 + offs, mask, CDT)
-    w = load_row(state + 2 * M64 + offs, mask, CDT)
+    v, i, w = load_rows3(state + offs, mask, M64, CDT)
     x_t, out_t, ckpt = x + offs, out + offs, saved + offs
     for t0 in range(0, T, K):  # segments of K steps
         if SAVE:  # the state before steps 0, K, 2K, ...
-            store_row(ckpt, v, mask)
-            store_row(ckpt + M64, i, mask)
-            store_row(ckpt + 2 * M64, w, mask)
+            store_rows3(ckpt, mask, M64, v, i, w)
             ckpt += 3 * M64
         for _u in range(0, tl.minimum(T - t0, K)):
             x_v = load_row(x_t, mask, CDT)
@@ -207,9 +213,7 @@ def lif_adex_forward(
             store_row(out_t, z, mask)
             x_t += M64
             out_t += M64
-    store_row(state + offs, v, mask)
-    store_row(state + M64 + offs, i, mask)
-    store_row(state + 2 * M64 + offs, w, mask)
+    store_rows3(state + offs, mask, M64, v, i, w)
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED)
@@ -219,52 +223,35 @@ def lif_adex_backward(
     CDT: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs, mask = neurons(M, BLOCK)
-    a = param(params, 0, offs, mask, M, PER_NEURON)
-    b = param(params, 1, offs, mask, M, PER_NEURON)
-    c = param(params, 2, offs, mask, M, PER_NEURON)
-    v_leak = param(params, 3, offs, mask, M, PER_NEURON)
-    v_th = param(params, 4, offs, mask, M, PER_NEURON)
-    v_reset = param(params, 5, offs, mask, M, PER_NEURON)
-    delta_T = param(params, 6, offs, mask, M, PER_NEURON)
-    a_cur = param(params, 7, offs, mask, M, PER_NEURON)
-    a_spike = param(params, 8, offs, mask, M, PER_NEURON)
-    ceiling = scalar_param(params, 9, M, PER_NEURON)
-    alpha = param(params, 10, offs, mask, M, PER_NEURON)
+    a, b, c, v_leak, v_th, v_reset, delta_T, a_cur, a_spike, ceiling, alpha = _adex_params(
+        params, offs, mask, M, PER_NEURON
+    )
     one_b, one_c = 1.0 - b, 1.0 - c
     M64, g_st64 = M.to(tl.int64), g_st.to(tl.int64)
-    gv = load_row(grad_state + offs, mask, CDT)
-    gi = load_row(grad_state + M64 + offs, mask, CDT)
-    gw = load_row(grad_state + 2 * M64 + offs, mask, CDT)
+    gv, gi, gw = load_rows3(grad_state + offs, mask, M64, CDT)
+    gx_t, g_t = last_step(grad_x, g, offs, T, M64, g_st64, g_sn)
     segments = (T + K - 1) // K
-    x_seg = x + (segments - 1) * K * M64 + offs  # the first row of the last segment
-    ckpt = saved + (segments - 1) * 3 * M64 + offs
-    gx_t, g_t = grad_x + (T - 1) * M64 + offs, g + (T - 1) * g_st64 + offs * g_sn
     for back in range(0, segments):  # the segments from the last
-        n = tl.minimum(T - (segments - 1 - back) * K, K)
-        v = load_row(ckpt, mask, CDT)
-        i = load_row(ckpt + M64, mask, CDT)
-        w = load_row(ckpt + 2 * M64, mask, CDT)
-        x_t, sc = x_seg, scratch + offs
+        n, x_t, ckpt = segment(segments - 1 - back, T, K, M64, x, saved, offs, 3)
+        v, i, w = load_rows3(ckpt, mask, M64, CDT)
+        sc = scratch + offs
         for _u in range(0, n):  # recompute the segment: v, v1 per step
-            store_row(sc, v, mask)
             x_v = load_row(x_t, mask, CDT)
+            v0 = v
             _z, v1, v, i, w = _adex_step(
-                x_v, v, i, w, a, b, c, v_leak, v_th, v_reset, delta_T, a_cur, a_spike, ceiling
+                x_v, v0, i, w, a, b, c, v_leak, v_th, v_reset, delta_T, a_cur, a_spike, ceiling
             )
-            store_row(sc + M64, v1, mask)
+            store_rows2(sc, mask, M64, v0, v1)
             x_t += M64
             sc += 2 * M64
         tl.debug_barrier()
         for _back_u in range(0, n):  # and walk it backwards
             sc -= 2 * M64
-            v0 = load_row(sc, mask, CDT)
-            v1 = load_row(sc + M64, mask, CDT)
+            v0, v1 = load_rows2(sc, mask, M64, CDT)
             s = v1 - v_th
             z = heaviside(s)
             gz = gv * (v_reset - v1)
-            if HAS_G:
-                gz = load_row(g_t, mask, CDT) + gz
-                g_t -= g_st64
+            gz, g_t = add_grad_out(gz, g_t, g_st64, mask, HAS_G, CDT)
             gz = gz + gw * a_spike
             gv1 = gv * (1.0 - z) + gz * surrogate(s, alpha, SURROGATE)
             gd = a * gv1
@@ -274,8 +261,4 @@ def lif_adex_backward(
             store_row(gx_t, gi, mask)
             gx_t -= M64
         tl.debug_barrier()  # before the next segment overwrites the scratch
-        x_seg -= K * M64
-        ckpt -= 3 * M64
-    store_row(grad_state + offs, gv, mask)
-    store_row(grad_state + M64 + offs, gi, mask)
-    store_row(grad_state + 2 * M64 + offs, gw, mask)
+    store_rows3(grad_state + offs, mask, M64, gv, gi, gw)

@@ -1,4 +1,5 @@
-"""Pieces every Triton kernel of the fused backend shares: parameter loads, the spike, the
+"""Pieces every Triton kernel of the fused backend shares: parameter loads, state-row loads and
+stores, the backward pass's pointers (output gradient, checkpointed segments), the spike, the
 surrogates.
 
 Conventions of the kernels (the C++ kernels' layout, csrc/common.h):
@@ -90,6 +91,59 @@ def load_row(ptr, mask, CDT: tl.constexpr):
 def store_row(ptr, value, mask):
     """One row segment, cast to the destination's dtype."""
     tl.store(ptr, value.to(ptr.dtype.element_ty), mask=mask)
+
+
+@device
+def load_rows2(ptr, mask, M64, CDT: tl.constexpr):
+    """Rows 0 and 1 of an (S, M) array (``ptr``: row 0 at this program's neurons), upcast."""
+    return load_row(ptr, mask, CDT), load_row(ptr + M64, mask, CDT)
+
+
+@device
+def load_rows3(ptr, mask, M64, CDT: tl.constexpr):
+    """Rows 0, 1 and 2 of an (S, M) array (``ptr``: row 0 at this program's neurons), upcast."""
+    first, second = load_rows2(ptr, mask, M64, CDT)
+    return first, second, load_row(ptr + 2 * M64, mask, CDT)
+
+
+@device
+def store_rows2(ptr, mask, M64, first, second):
+    """``first`` and ``second`` to rows 0 and 1 of an (S, M) array (``ptr`` as ``load_rows2``)."""
+    store_row(ptr, first, mask)
+    store_row(ptr + M64, second, mask)
+
+
+@device
+def store_rows3(ptr, mask, M64, first, second, third):
+    """``first``, ``second``, ``third`` to rows 0, 1, 2 of an (S, M) array."""
+    store_rows2(ptr, mask, M64, first, second)
+    store_row(ptr + 2 * M64, third, mask)
+
+
+@device
+def last_step(grad_x, g, offs, T, M64, g_st64, g_sn):
+    """Where a backward pass starts: step ``T − 1`` of ``grad_x`` (T, M) and of the output's
+    gradient ``g`` (strides ``g_st``, ``g_sn``)."""
+    return grad_x + (T - 1) * M64 + offs, g + (T - 1) * g_st64 + offs * g_sn
+
+
+@device
+def add_grad_out(grad, g_t, g_st64, mask, HAS_G: tl.constexpr, CDT: tl.constexpr):
+    """``g_out + grad`` with the output's gradient ``g_out`` at ``g_t`` (``grad`` itself when none
+    reaches the output), and ``g_t`` moved to the step before."""
+    if HAS_G:
+        grad = load_row(g_t, mask, CDT) + grad
+        g_t -= g_st64
+    return grad, g_t
+
+
+@device
+def segment(seg, T, K, M64, x, saved, offs, S: tl.constexpr):
+    """Segment ``seg`` of a run checkpointed every ``K`` steps (steps seg·K, ...): its length, its
+    first row of ``x`` (T, M), and its checkpoint in ``saved`` (C, S, M), at this program's
+    neurons."""
+    n = tl.minimum(T - seg * K, K)
+    return n, x + seg * K * M64 + offs, saved + seg * S * M64 + offs
 
 
 @device

@@ -25,13 +25,30 @@ import triton.language as tl
 
 from snn_backend_fused.triton.common import (
     NOT_SPECIALIZED,
+    add_grad_out,
+    device,
     heaviside,
+    last_step,
     load_row,
+    load_rows2,
     neurons,
     param,
     store_row,
+    store_rows2,
     surrogate,
 )
+
+
+@device
+def _lif_params(params, offs, mask, M, PER_NEURON: tl.constexpr):
+    """LIF's parameters, in the order above."""
+    a = param(params, 0, offs, mask, M, PER_NEURON)
+    b = param(params, 1, offs, mask, M, PER_NEURON)
+    v_leak = param(params, 2, offs, mask, M, PER_NEURON)
+    v_th = param(params, 3, offs, mask, M, PER_NEURON)
+    v_reset = param(params, 4, offs, mask, M, PER_NEURON)
+    alpha = param(params, 5, offs, mask, M, PER_NEURON)
+    return a, b, v_leak, v_th, v_reset, alpha
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED)
@@ -40,14 +57,9 @@ def lif_forward(
     PER_NEURON: tl.constexpr, SAVE: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs, mask = neurons(M, BLOCK)
-    a = param(params, 0, offs, mask, M, PER_NEURON)
-    b = param(params, 1, offs, mask, M, PER_NEURON)
-    v_leak = param(params, 2, offs, mask, M, PER_NEURON)
-    v_th = param(params, 3, offs, mask, M, PER_NEURON)
-    v_reset = param(params, 4, offs, mask, M, PER_NEURON)
+    a, b, v_leak, v_th, v_reset, _alpha = _lif_params(params, offs, mask, M, PER_NEURON)
     M64 = M.to(tl.int64)
-    v = load_row(state + offs, mask, CDT)
-    i = load_row(state + M64 + offs, mask, CDT)
+    v, i = load_rows2(state + offs, mask, M64, CDT)
     x_t, out_t, saved_t = x + offs, out + offs, saved + offs  # row t of each
     for _t in range(0, T):
         i1 = i + load_row(x_t, mask, CDT)
@@ -62,8 +74,7 @@ def lif_forward(
             saved_t += M64
         x_t += M64
         out_t += M64
-    store_row(state + offs, v, mask)
-    store_row(state + M64 + offs, i, mask)
+    store_rows2(state + offs, mask, M64, v, i)
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED)
@@ -73,32 +84,24 @@ def lif_backward(
     CDT: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs, mask = neurons(M, BLOCK)
-    a = param(params, 0, offs, mask, M, PER_NEURON)
-    b = param(params, 1, offs, mask, M, PER_NEURON)
-    v_th = param(params, 3, offs, mask, M, PER_NEURON)
-    v_reset = param(params, 4, offs, mask, M, PER_NEURON)
-    alpha = param(params, 5, offs, mask, M, PER_NEURON)
+    a, b, _v_leak, v_th, v_reset, alpha = _lif_params(params, offs, mask, M, PER_NEURON)
     one_a, one_b, jump = 1.0 - a, 1.0 - b, v_reset - v_th
     M64, g_st64 = M.to(tl.int64), g_st.to(tl.int64)
-    gv = load_row(grad_state + offs, mask, CDT)
-    gi = load_row(grad_state + M64 + offs, mask, CDT)
-    last = (T - 1) * M64 + offs
-    saved_t, gx_t, g_t = saved + last, grad_x + last, g + (T - 1) * g_st64 + offs * g_sn
+    gv, gi = load_rows2(grad_state + offs, mask, M64, CDT)
+    saved_t = saved + (T - 1) * M64 + offs
+    gx_t, g_t = last_step(grad_x, g, offs, T, M64, g_st64, g_sn)
     for _back in range(0, T):  # t = T − 1, ..., 0
         s = load_row(saved_t, mask, CDT)
         z = heaviside(s)
         gz = gv * (jump - s)
-        if HAS_G:
-            gz = load_row(g_t, mask, CDT) + gz
-            g_t -= g_st64
+        gz, g_t = add_grad_out(gz, g_t, g_st64, mask, HAS_G, CDT)
         gv1 = gv * (1.0 - z) + gz * surrogate(s, alpha, SURROGATE)
         gi = gi * one_b + gv1 * a
         gv = gv1 * one_a
         store_row(gx_t, gi, mask)
         saved_t -= M64
         gx_t -= M64
-    store_row(grad_state + offs, gv, mask)
-    store_row(grad_state + M64 + offs, gi, mask)
+    store_rows2(grad_state + offs, mask, M64, gv, gi)
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED)
@@ -111,8 +114,7 @@ def li_forward(
     b = param(params, 1, offs, mask, M, PER_NEURON)
     v_leak = param(params, 2, offs, mask, M, PER_NEURON)
     M64 = M.to(tl.int64)
-    v = load_row(state + offs, mask, CDT)
-    i = load_row(state + M64 + offs, mask, CDT)
+    v, i = load_rows2(state + offs, mask, M64, CDT)
     x_t, out_t = x + offs, out + offs
     for _t in range(0, T):
         i1 = i + load_row(x_t, mask, CDT)
@@ -121,8 +123,7 @@ def li_forward(
         store_row(out_t, v, mask)
         x_t += M64
         out_t += M64
-    store_row(state + offs, v, mask)
-    store_row(state + M64 + offs, i, mask)
+    store_rows2(state + offs, mask, M64, v, i)
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED)
@@ -136,17 +137,12 @@ def li_backward(
     b = param(params, 1, offs, mask, M, PER_NEURON)
     one_a, one_b = 1.0 - a, 1.0 - b
     M64, g_st64 = M.to(tl.int64), g_st.to(tl.int64)
-    gv = load_row(grad_state + offs, mask, CDT)
-    gi = load_row(grad_state + M64 + offs, mask, CDT)
-    gx_t, g_t = grad_x + (T - 1) * M64 + offs, g + (T - 1) * g_st64 + offs * g_sn
+    gv, gi = load_rows2(grad_state + offs, mask, M64, CDT)
+    gx_t, g_t = last_step(grad_x, g, offs, T, M64, g_st64, g_sn)
     for _back in range(0, T):  # t = T − 1, ..., 0
-        gvn = gv
-        if HAS_G:
-            gvn = load_row(g_t, mask, CDT) + gv
-            g_t -= g_st64
+        gvn, g_t = add_grad_out(gv, g_t, g_st64, mask, HAS_G, CDT)
         gi = gi * one_b + gvn * a
         gv = gvn * one_a
         store_row(gx_t, gi, mask)
         gx_t -= M64
-    store_row(grad_state + offs, gv, mask)
-    store_row(grad_state + M64 + offs, gi, mask)
+    store_rows2(grad_state + offs, mask, M64, gv, gi)

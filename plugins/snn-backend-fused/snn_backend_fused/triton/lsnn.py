@@ -23,14 +23,35 @@ import triton.language as tl
 
 from snn_backend_fused.triton.common import (
     NOT_SPECIALIZED,
+    add_grad_out,
     device,
     heaviside,
+    last_step,
     load_row,
+    load_rows2,
+    load_rows3,
     neurons,
     param,
+    segment,
     store_row,
+    store_rows2,
+    store_rows3,
     surrogate,
 )
+
+
+@device
+def _params(params, offs, mask, M, PER_NEURON: tl.constexpr):
+    """The parameters, in the order above."""
+    a = param(params, 0, offs, mask, M, PER_NEURON)
+    c = param(params, 1, offs, mask, M, PER_NEURON)
+    d = param(params, 2, offs, mask, M, PER_NEURON)
+    v_leak = param(params, 3, offs, mask, M, PER_NEURON)
+    v_th = param(params, 4, offs, mask, M, PER_NEURON)
+    v_reset = param(params, 5, offs, mask, M, PER_NEURON)
+    beta = param(params, 6, offs, mask, M, PER_NEURON)
+    alpha = param(params, 7, offs, mask, M, PER_NEURON)
+    return a, c, d, v_leak, v_th, v_reset, beta, alpha
 
 
 @device
@@ -49,23 +70,13 @@ def lsnn_forward(
     PER_NEURON: tl.constexpr, SAVE: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs, mask = neurons(M, BLOCK)
-    a = param(params, 0, offs, mask, M, PER_NEURON)
-    c = param(params, 1, offs, mask, M, PER_NEURON)
-    d = param(params, 2, offs, mask, M, PER_NEURON)
-    v_leak = param(params, 3, offs, mask, M, PER_NEURON)
-    v_th = param(params, 4, offs, mask, M, PER_NEURON)
-    v_reset = param(params, 5, offs, mask, M, PER_NEURON)
-    beta = param(params, 6, offs, mask, M, PER_NEURON)
+    a, c, d, v_leak, v_th, v_reset, beta, _alpha = _params(params, offs, mask, M, PER_NEURON)
     M64 = M.to(tl.int64)
-    v = load_row(state + offs, mask, CDT)
-    i = load_row(state + M64 + offs, mask, CDT)
-    b = load_row(state + 2 * M64 + offs, mask, CDT)
+    v, i, b = load_rows3(state + offs, mask, M64, CDT)
     x_t, out_t, ckpt = x + offs, out + offs, saved + offs
     for t0 in range(0, T, K):  # segments of K steps
         if SAVE:  # the state before steps 0, K, 2K, ...
-            store_row(ckpt, v, mask)
-            store_row(ckpt + M64, i, mask)
-            store_row(ckpt + 2 * M64, b, mask)
+            store_rows3(ckpt, mask, M64, v, i, b)
             ckpt += 3 * M64
         for _u in range(0, tl.minimum(T - t0, K)):
             x_v = load_row(x_t, mask, CDT)
@@ -73,9 +84,7 @@ def lsnn_forward(
             store_row(out_t, z, mask)
             x_t += M64
             out_t += M64
-    store_row(state + offs, v, mask)
-    store_row(state + M64 + offs, i, mask)
-    store_row(state + 2 * M64 + offs, b, mask)
+    store_rows3(state + offs, mask, M64, v, i, b)
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED)
@@ -85,47 +94,30 @@ def lsnn_backward(
     CDT: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs, mask = neurons(M, BLOCK)
-    a = param(params, 0, offs, mask, M, PER_NEURON)
-    c = param(params, 1, offs, mask, M, PER_NEURON)
-    d = param(params, 2, offs, mask, M, PER_NEURON)
-    v_leak = param(params, 3, offs, mask, M, PER_NEURON)
-    v_th = param(params, 4, offs, mask, M, PER_NEURON)
-    v_reset = param(params, 5, offs, mask, M, PER_NEURON)
-    beta = param(params, 6, offs, mask, M, PER_NEURON)
-    alpha = param(params, 7, offs, mask, M, PER_NEURON)
+    a, c, d, v_leak, v_th, v_reset, beta, alpha = _params(params, offs, mask, M, PER_NEURON)
     one_a, one_c, one_d = 1.0 - a, 1.0 - c, 1.0 - d
     M64, g_st64 = M.to(tl.int64), g_st.to(tl.int64)
-    gv = load_row(grad_state + offs, mask, CDT)
-    gi = load_row(grad_state + M64 + offs, mask, CDT)
-    gb = load_row(grad_state + 2 * M64 + offs, mask, CDT)
+    gv, gi, gb = load_rows3(grad_state + offs, mask, M64, CDT)
+    gx_t, g_t = last_step(grad_x, g, offs, T, M64, g_st64, g_sn)
     segments = (T + K - 1) // K
-    x_seg = x + (segments - 1) * K * M64 + offs  # the first row of the last segment
-    ckpt = saved + (segments - 1) * 3 * M64 + offs
-    gx_t, g_t = grad_x + (T - 1) * M64 + offs, g + (T - 1) * g_st64 + offs * g_sn
     for back in range(0, segments):  # the segments from the last
-        n = tl.minimum(T - (segments - 1 - back) * K, K)
-        v = load_row(ckpt, mask, CDT)
-        i = load_row(ckpt + M64, mask, CDT)
-        b = load_row(ckpt + 2 * M64, mask, CDT)
-        x_t, sc = x_seg, scratch + offs
+        n, x_t, ckpt = segment(segments - 1 - back, T, K, M64, x, saved, offs, 3)
+        v, i, b = load_rows3(ckpt, mask, M64, CDT)
+        sc = scratch + offs
         for _u in range(0, n):  # recompute the segment: v1, b1 per step
             x_v = load_row(x_t, mask, CDT)
             _z, v1, b1, v, i, b = _step(x_v, v, i, b, a, c, d, v_leak, v_th, v_reset, beta)
-            store_row(sc, v1, mask)
-            store_row(sc + M64, b1, mask)
+            store_rows2(sc, mask, M64, v1, b1)
             x_t += M64
             sc += 2 * M64
         tl.debug_barrier()
         for _back_u in range(0, n):  # and walk it backwards
             sc -= 2 * M64
-            v1 = load_row(sc, mask, CDT)
-            b1 = load_row(sc + M64, mask, CDT)
+            v1, b1 = load_rows2(sc, mask, M64, CDT)
             s = v1 - b1
             z = heaviside(s)
             gz = gv * (v_reset - v1)
-            if HAS_G:
-                gz = load_row(g_t, mask, CDT) + gz
-                g_t -= g_st64
+            gz, g_t = add_grad_out(gz, g_t, g_st64, mask, HAS_G, CDT)
             gz = gz + gb * beta
             gs = gz * surrogate(s, alpha, SURROGATE)
             gv1 = gv * (1.0 - z) + gs
@@ -136,8 +128,4 @@ def lsnn_backward(
             gv = gv1 * one_a
             gb = gb1 * one_d
         tl.debug_barrier()  # before the next segment overwrites the scratch
-        x_seg -= K * M64
-        ckpt -= 3 * M64
-    store_row(grad_state + offs, gv, mask)
-    store_row(grad_state + M64 + offs, gi, mask)
-    store_row(grad_state + 2 * M64 + offs, gb, mask)
+    store_rows3(grad_state + offs, mask, M64, gv, gi, gb)

@@ -27,14 +27,32 @@ import triton.language as tl
 
 from snn_backend_fused.triton.common import (
     NOT_SPECIALIZED,
+    add_grad_out,
     device,
     heaviside,
+    last_step,
     load_row,
+    load_rows3,
     neurons,
     param,
+    segment,
     store_row,
+    store_rows3,
     surrogate,
 )
+
+
+@device
+def _params(params, offs, mask, M, PER_NEURON: tl.constexpr):
+    """The parameters, in the order above."""
+    a = param(params, 0, offs, mask, M, PER_NEURON)
+    b = param(params, 1, offs, mask, M, PER_NEURON)
+    v_leak = param(params, 2, offs, mask, M, PER_NEURON)
+    v_th = param(params, 3, offs, mask, M, PER_NEURON)
+    v_reset = param(params, 4, offs, mask, M, PER_NEURON)
+    rho_reset = param(params, 5, offs, mask, M, PER_NEURON)
+    alpha = param(params, 6, offs, mask, M, PER_NEURON)
+    return a, b, v_leak, v_th, v_reset, rho_reset, alpha
 
 
 @device
@@ -58,22 +76,13 @@ def lif_refrac_forward(
     PER_NEURON: tl.constexpr, SAVE: tl.constexpr, CDT: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs, mask = neurons(M, BLOCK)
-    a = param(params, 0, offs, mask, M, PER_NEURON)
-    b = param(params, 1, offs, mask, M, PER_NEURON)
-    v_leak = param(params, 2, offs, mask, M, PER_NEURON)
-    v_th = param(params, 3, offs, mask, M, PER_NEURON)
-    v_reset = param(params, 4, offs, mask, M, PER_NEURON)
-    rho_reset = param(params, 5, offs, mask, M, PER_NEURON)
+    a, b, v_leak, v_th, v_reset, rho_reset, _alpha = _params(params, offs, mask, M, PER_NEURON)
     M64 = M.to(tl.int64)
-    v = load_row(state + offs, mask, CDT)
-    i = load_row(state + M64 + offs, mask, CDT)
-    rho = load_row(state + 2 * M64 + offs, mask, CDT)
+    v, i, rho = load_rows3(state + offs, mask, M64, CDT)
     x_t, out_t, ckpt = x + offs, out + offs, saved + offs
     for t0 in range(0, T, K):  # segments of K steps
         if SAVE:  # the state before steps 0, K, 2K, ...
-            store_row(ckpt, v, mask)
-            store_row(ckpt + M64, i, mask)
-            store_row(ckpt + 2 * M64, rho, mask)
+            store_rows3(ckpt, mask, M64, v, i, rho)
             ckpt += 3 * M64
         for _u in range(0, tl.minimum(T - t0, K)):
             x_v = load_row(x_t, mask, CDT)
@@ -81,9 +90,7 @@ def lif_refrac_forward(
             store_row(out_t, z, mask)
             x_t += M64
             out_t += M64
-    store_row(state + offs, v, mask)
-    store_row(state + M64 + offs, i, mask)
-    store_row(state + 2 * M64 + offs, rho, mask)
+    store_rows3(state + offs, mask, M64, v, i, rho)
 
 
 @triton.jit(do_not_specialize=NOT_SPECIALIZED)
@@ -93,42 +100,27 @@ def lif_refrac_backward(
     CDT: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs, mask = neurons(M, BLOCK)
-    a = param(params, 0, offs, mask, M, PER_NEURON)
-    b = param(params, 1, offs, mask, M, PER_NEURON)
-    v_leak = param(params, 2, offs, mask, M, PER_NEURON)
-    v_th = param(params, 3, offs, mask, M, PER_NEURON)
-    v_reset = param(params, 4, offs, mask, M, PER_NEURON)
-    rho_reset = param(params, 5, offs, mask, M, PER_NEURON)
-    alpha = param(params, 6, offs, mask, M, PER_NEURON)
+    a, b, v_leak, v_th, v_reset, rho_reset, alpha = _params(params, offs, mask, M, PER_NEURON)
     one_a, one_b = 1.0 - a, 1.0 - b
     M64, g_st64 = M.to(tl.int64), g_st.to(tl.int64)
-    gv = load_row(grad_state + offs, mask, CDT)
-    gi = load_row(grad_state + M64 + offs, mask, CDT)
-    grho = load_row(grad_state + 2 * M64 + offs, mask, CDT)
+    gv, gi, grho = load_rows3(grad_state + offs, mask, M64, CDT)
+    gx_t, g_t = last_step(grad_x, g, offs, T, M64, g_st64, g_sn)
     segments = (T + K - 1) // K
-    x_seg = x + (segments - 1) * K * M64 + offs  # the first row of the last segment
-    ckpt = saved + (segments - 1) * 3 * M64 + offs
-    gx_t, g_t = grad_x + (T - 1) * M64 + offs, g + (T - 1) * g_st64 + offs * g_sn
     for back in range(0, segments):  # the segments from the last
-        n = tl.minimum(T - (segments - 1 - back) * K, K)
-        v = load_row(ckpt, mask, CDT)
-        i = load_row(ckpt + M64, mask, CDT)
-        rho = load_row(ckpt + 2 * M64, mask, CDT)
-        x_t, sc = x_seg, scratch + offs
+        n, x_t, ckpt = segment(segments - 1 - back, T, K, M64, x, saved, offs, 3)
+        v, i, rho = load_rows3(ckpt, mask, M64, CDT)
+        sc = scratch + offs
         for _u in range(0, n):  # recompute the segment: v, v1, rho per step
-            store_row(sc, v, mask)
-            store_row(sc + 2 * M64, rho, mask)
             x_v = load_row(x_t, mask, CDT)
-            _z, v1, v, i, rho = _step(x_v, v, i, rho, a, b, v_leak, v_th, v_reset, rho_reset)
-            store_row(sc + M64, v1, mask)
+            v0, r0 = v, rho
+            _z, v1, v, i, rho = _step(x_v, v0, i, r0, a, b, v_leak, v_th, v_reset, rho_reset)
+            store_rows3(sc, mask, M64, v0, v1, r0)
             x_t += M64
             sc += 3 * M64
         tl.debug_barrier()
         for _back_u in range(0, n):  # and walk it backwards
             sc -= 3 * M64
-            v0 = load_row(sc, mask, CDT)
-            v1 = load_row(sc + M64, mask, CDT)
-            r0 = load_row(sc + 2 * M64, mask, CDT)
+            v0, v1, r0 = load_rows3(sc, mask, M64, CDT)
             s = v1 - v_th
             zl = heaviside(s)
             vl = (1.0 - zl) * v1 + zl * v_reset
@@ -136,9 +128,7 @@ def lif_refrac_backward(
             z = (1.0 - m) * zl
             q = r0 - m
             gz = grho * (rho_reset - tl.maximum(q, 0.0))
-            if HAS_G:
-                gz = load_row(g_t, mask, CDT) + gz
-                g_t -= g_st64
+            gz, g_t = add_grad_out(gz, g_t, g_st64, mask, HAS_G, CDT)
             gq = tl.where(q > 0.0, grho * (1.0 - z), 0.0)
             gm = -gz * zl + gv * (v0 - vl) - gq
             gvl = gv * (1.0 - m)
@@ -150,8 +140,4 @@ def lif_refrac_backward(
             store_row(gx_t, gi, mask)
             gx_t -= M64
         tl.debug_barrier()  # before the next segment overwrites the scratch
-        x_seg -= K * M64
-        ckpt -= 3 * M64
-    store_row(grad_state + offs, gv, mask)
-    store_row(grad_state + M64 + offs, gi, mask)
-    store_row(grad_state + 2 * M64 + offs, grho, mask)
+    store_rows3(grad_state + offs, mask, M64, gv, gi, grho)
