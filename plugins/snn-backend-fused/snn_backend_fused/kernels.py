@@ -205,6 +205,51 @@ def surrogate_index(method: Any) -> int | None:
     return None
 
 
+# -- what every kernel's autograd function does alike (C++, Triton, recurrent) ---------------
+
+
+def needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether a call must go through the kernel's autograd function (else forward only)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def saved_input(ctx: Any) -> torch.Tensor | None:
+    """The input kept by a forward pass that saves checkpoints (else None), after checking
+    that what the spec says the forward pass saved is still there."""
+    call, saved = ctx.call, ctx.saved
+    x = ctx.saved_tensors[0].detach().contiguous() if ctx.saved_tensors else None
+    if (call.spec.saves == "checkpoints" and x is None) or (
+        call.spec.saves != "nothing" and saved is None
+    ):
+        raise RuntimeError("snn-backend-fused: what the forward pass saved is gone")
+    return x
+
+
+def state_gradients(
+    grad_fields: Sequence[torch.Tensor | None],
+    numel: int,
+    dtype: torch.dtype,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """The final state's gradient as (S, numel) rows, 0 where none came: the kernels read it
+    and overwrite it with the initial state's."""
+    rows = torch.zeros(len(grad_fields), numel, dtype=dtype, device=device)
+    for row, grad in zip(rows.unbind(0), grad_fields, strict=True):
+        if grad is not None:
+            row.copy_(grad.reshape(numel))
+    return rows
+
+
+def upstream_rows(
+    grad_out: torch.Tensor, steps: int, numel: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """The output's gradient as (T, numel) rows in ``dtype``, without a copy where it already
+    is one (an expanded gradient keeps its stride 0); the kernels read rows with a stride of
+    0 or 1."""
+    rows = grad_out.to(dtype).reshape(steps, numel)
+    return rows if rows.stride(1) in (0, 1) else rows.contiguous()
+
+
 # -- state records ---------------------------------------------------------------------------
 
 
@@ -386,28 +431,14 @@ class _FusedSequence(torch.autograd.Function):
     @once_differentiable  # the kernel's backward is not itself differentiable: say so, loudly
     def backward(ctx: Any, grad_out: torch.Tensor | None, *grad_fields: Any) -> Any:  # type: ignore[override]
         call, saved, steps = ctx.call, ctx.saved, ctx.steps
-        x = ctx.saved_tensors[0].detach().contiguous() if ctx.saved_tensors else None
-        if (call.spec.saves == "checkpoints" and x is None) or (
-            call.spec.saves != "nothing" and saved is None
-        ):
-            raise RuntimeError("snn-backend-fused: what the forward pass saved is gone")
+        x = saved_input(ctx)
         dtype = call.params.dtype
         numel = math.prod(call.shape)
-        grad_state = torch.zeros(len(grad_fields), numel, dtype=dtype)
-        for row, grad in zip(grad_state.unbind(0), grad_fields, strict=True):
-            if grad is not None:
-                row.copy_(grad.reshape(numel))
+        grad_state = state_gradients(grad_fields, numel, dtype)
         g_ptr, g_st, g_sn = None, 0, 0
         if grad_out is not None:
-            grad_out = grad_out.to(dtype)
-            try:
-                flat = grad_out.view(steps, numel)
-            except RuntimeError:
-                flat = grad_out.reshape(steps, numel)
-            if flat.stride(1) not in (0, 1):
-                flat = flat.contiguous()
-            g_ptr, g_st, g_sn = flat.data_ptr(), flat.stride(0), flat.stride(1)
-            grad_out = flat  # keep alive during the call
+            grad_out = upstream_rows(grad_out, steps, numel, dtype)  # kept alive during the call
+            g_ptr, g_st, g_sn = grad_out.data_ptr(), grad_out.stride(0), grad_out.stride(1)
         grad_x = buffers.empty((steps, *call.shape), dtype)
         status = call.backward(
             _BITS[dtype],
@@ -439,10 +470,7 @@ def run(
     if call is None:
         return None
     fields = flatten_state(spec, state)
-    needs_grad = torch.is_grad_enabled() and (
-        x.requires_grad or any(f.requires_grad for f in fields)
-    )
-    if needs_grad:
+    if needs_grad(x, *fields):
         out, *final = _FusedSequence.apply(call, x, *fields)
     else:
         out, packed, _ = _forward(call, x, fields, keep_saved=False)

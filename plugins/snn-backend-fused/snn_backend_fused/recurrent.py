@@ -213,15 +213,10 @@ class _RecurrentSequence(torch.autograd.Function):
             raise RuntimeError("snn-backend-fused: what the forward pass saved is gone")
         steps, hidden, dtype = out.shape[0], call.hidden, call.params.dtype
         numel = call.batch * hidden
-        grad_state = torch.stack(  # (S, B·H): the final state's gradient, 0 where none came
-            [
-                torch.zeros(numel, dtype=dtype) if g is None else g.to(dtype).reshape(numel)
-                for g in grad_fields
-            ]
+        grad_state = kernels.state_gradients(grad_fields, numel, dtype)
+        upstream = (
+            None if grad_out is None else kernels.upstream_rows(grad_out, steps, numel, dtype)
         )
-        upstream = None if grad_out is None else grad_out.to(dtype).reshape(steps, numel)
-        if upstream is not None and upstream.stride(1) not in (0, 1):
-            upstream = upstream.contiguous()  # the kernel reads rows with a stride of 0 or 1
         weights = recurrent_weights.detach().contiguous()
         z0 = z0.detach().contiguous()
         grad_current = buffers.empty(tuple(out.shape), dtype)
@@ -259,12 +254,7 @@ def run(spec: kernels.KernelSpec, request: Request) -> tuple[torch.Tensor, Any] 
     recurrent_weights = request.recurrent_weights
     currents = torch.nn.functional.linear(request.x, request.input_weights)  # as eager weighs x
     fields = kernels.flatten_state(spec, request.state)
-    needs_grad = torch.is_grad_enabled() and (
-        currents.requires_grad
-        or recurrent_weights.requires_grad
-        or any(f.requires_grad for f in fields)
-    )
-    if needs_grad:
+    if kernels.needs_grad(currents, recurrent_weights, *fields):
         out, *final = _RecurrentSequence.apply(call, currents, recurrent_weights, *fields)
     else:
         out, rows, _ = _forward(call, currents, recurrent_weights, fields, keep_saved=False)

@@ -158,17 +158,11 @@ def _backward(
     """Runs the backward kernel: the input's gradient and the initial state's."""
     numel = math.prod(call.shape)
     device = call.params.device
-    grad_state = torch.zeros(len(grad_fields), numel, dtype=call.compute, device=device)
-    for row, grad in zip(grad_state.unbind(0), grad_fields, strict=True):
-        if grad is not None:
-            row.copy_(grad.reshape(numel))
+    grad_state = kernels.state_gradients(grad_fields, numel, call.compute, device)
     grad_x = torch.empty((steps, *call.shape), dtype=call.dtype, device=device)
     g, g_st, g_sn = grad_x, 0, 0  # a placeholder pointer when no gradient reaches the output
     if grad_out is not None:
-        try:
-            g = grad_out.view(steps, numel)
-        except RuntimeError:
-            g = grad_out.reshape(steps, numel)
+        g = kernels.upstream_rows(grad_out, steps, numel, call.dtype)
         g_st, g_sn = g.stride(0), g.stride(1)
     scratch = grad_x
     if call.scratch_rows:
@@ -220,13 +214,8 @@ class _TritonSequence(torch.autograd.Function):
     @staticmethod
     @once_differentiable  # the kernel's backward is not itself differentiable
     def backward(ctx: Any, grad_out: torch.Tensor | None, *grad_fields: Any) -> Any:  # type: ignore[override]
-        call, saved = ctx.call, ctx.saved
-        x = ctx.saved_tensors[0].detach().contiguous() if ctx.saved_tensors else None
-        if (call.spec.saves == "checkpoints" and x is None) or (
-            call.spec.saves != "nothing" and saved is None
-        ):
-            raise RuntimeError("snn-backend-fused: what the forward pass saved is gone")
-        grad_x, grads = _backward(call, x, saved, grad_out, grad_fields, ctx.steps)
+        x = kernels.saved_input(ctx)
+        grad_x, grads = _backward(ctx.call, x, ctx.saved, grad_out, grad_fields, ctx.steps)
         return (None, grad_x, *grads)
 
 
@@ -238,10 +227,7 @@ def run(
     if call is None:
         return None
     fields = kernels.flatten_state(spec, state)
-    needs_grad = torch.is_grad_enabled() and (
-        x.requires_grad or any(f.requires_grad for f in fields)
-    )
-    if needs_grad:
+    if kernels.needs_grad(x, *fields):
         out, *final = _TritonSequence.apply(call, x, *fields)
     else:
         out, packed, _ = _forward(call, x, fields, keep_saved=False)
