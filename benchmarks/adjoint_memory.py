@@ -69,7 +69,7 @@ def _run(model: str, method: str, x: Any) -> Any:
 
     if method == "step loop":
         spec = snncore.get_model(model)
-        layer = spec.module("layer", **PARAMETERS[model]).to(x.device)
+        layer = snncore.create(spec, "layer", **PARAMETERS[model]).to(x.device)
         p, state = layer.parameters_now(), None
         state = layer.make_initial_state(p, x.shape[1:], x.device, x.dtype)
         outs = []

@@ -8,8 +8,7 @@ spikes, state = layer(torch.rand(100, 8, 32))           # (time, batch, features
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from snncore._version import __version__
 from snncore.api import (
     create,
     get_backend,
@@ -29,9 +28,9 @@ from snncore.api import (
 from snncore.backends import BackendUnavailableError
 from snncore.containers import LConv2d, Lift, RegularizationCell, SequentialState
 from snncore.hookspecs import hookimpl
-from snncore.modules import module_class
+from snncore.modules import module_class, module_classes
 from snncore.parameters import method_field, tensor_field
-from snncore.protocols import VARIANTS, Backend, NeuronModel, Preset, Task
+from snncore.protocols import VARIANTS, Backend, NeuronModel, Preset, Route, Task
 from snncore.registry import NameConflictError, UnknownNameError
 from snncore.surrogates import Surrogate, spike
 
@@ -45,6 +44,7 @@ __all__ = [
     "NeuronModel",
     "Preset",
     "RegularizationCell",
+    "Route",
     "SequentialState",
     "Surrogate",
     "Task",
@@ -65,6 +65,7 @@ __all__ = [
     "list_tasks",
     "method_field",
     "module_class",
+    "module_classes",
     "register_plugin",
     "spike",
     "tensor_field",

@@ -11,10 +11,12 @@ from typing import Any
 
 import torch
 
+from snncore import backends
+from snncore.modules import build_module
 from snncore.plugins import KINDS, PluginRecord, get_manager
-from snncore.protocols import Backend, NeuronModel, Task
+from snncore.protocols import NeuronModel, Task
 from snncore.registry import Registry
-from snncore.surrogates import Surrogate
+from snncore.surrogates import Surrogate, resolve_surrogate
 
 
 def registry(kind: str) -> Registry[Any]:
@@ -30,12 +32,8 @@ def get_model(name: str) -> NeuronModel:
     return registry("model").get(name)
 
 
-def list_backends() -> list[Backend]:
-    return [e.obj for e in registry("backend").entries()]
-
-
-def get_backend(name: str) -> Backend:
-    return registry("backend").get(name)
+list_backends = backends.list_backends
+get_backend = backends.get_backend
 
 
 def list_encoders() -> list[type]:
@@ -50,8 +48,10 @@ def list_surrogates() -> list[Surrogate]:
     return [e.obj for e in registry("surrogate").entries()]
 
 
-def get_surrogate(name: str) -> Surrogate:
-    return registry("surrogate").get(name)
+def get_surrogate(name: str | Surrogate) -> Surrogate:
+    """The surrogate registered as ``name``; a :class:`Surrogate` (what modules put in
+    ``p.method``) is returned as it is."""
+    return resolve_surrogate(name)
 
 
 def list_tasks() -> list[Task]:
@@ -80,19 +80,19 @@ def unregister_plugin(name: str) -> None:
 
 
 def create(
-    name: str, variant: str = "layer", backend: str = "auto", **kwargs: Any
+    name: str | NeuronModel, variant: str = "layer", backend: str = "auto", **kwargs: Any
 ) -> torch.nn.Module:
-    """Build a model's module by name.
+    """Build a model's module by name (or from the :class:`NeuronModel` itself).
 
     ``variant`` is ``cell``, ``recurrent_cell``, ``layer`` or ``recurrent``; ``kwargs`` are the
     module's constructor arguments (``p``, ``dt``, ``input_size``, ``hidden_size``, ``autapses``,
     ``learnable``, ...) and any parameter field, e.g. ``create("lif", v_th=0.5)``.
     """
-    model = get_model(name)
+    model = name if isinstance(name, NeuronModel) else get_model(name)
     if variant in ("layer", "recurrent"):
         kwargs["backend"] = backend
     elif backend != "auto":
         raise ValueError(
             f"variant {variant!r} runs one step and takes no backend (got {backend!r})"
         )
-    return model.module(variant, **kwargs)
+    return build_module(model, variant, **kwargs)

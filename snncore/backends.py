@@ -1,21 +1,43 @@
-"""Choosing the backend that runs a layer's time loop.
+"""Choosing the backend that runs a layer's time loop, and explaining the choice.
 
-``backend="auto"`` picks, among the registered backends whose ``supports`` accepts the model,
-variant, device and dtype, the one of highest ``priority`` (or of highest
-``priority_for(model, variant, device, dtype)``, for a backend that defines it).  A named
-backend that cannot run the request is an error naming the backends that can.
+Every backend states, through :class:`snncore.Backend`, whether it runs a request (``supports``:
+``None`` or the reason it declines) and how (``route``: the path, its priority and why).
+``backend="auto"`` picks, among the backends that support the model, variant, device and dtype,
+the one whose route has the highest priority.  A named backend that cannot run the request is
+an error naming the reason and the backends that can.  :func:`explain` lists every backend's
+answer for one request (``snn info MODEL`` prints it).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from snncore.api import get_backend, list_backends
-from snncore.protocols import Backend, NeuronModel
+import attrs
+
+from snncore.plugins import get_manager
+from snncore.protocols import Backend, NeuronModel, Route
+
+
+def list_backends() -> list[Backend]:
+    return [entry.obj for entry in get_manager().registry("backend").entries()]
+
+
+def get_backend(name: str) -> Backend:
+    return get_manager().registry("backend").get(name)
 
 
 class BackendUnavailableError(RuntimeError):
     """No backend (or not the one asked for) can run this model, variant, device and dtype."""
+
+
+@attrs.frozen
+class Choice:
+    """One backend's answer to one request: its route, or why it declines."""
+
+    backend: str
+    route: Route | None
+    declined: str | None
+    chosen: bool = False
 
 
 def _where(device: Any, dtype: Any) -> str:
@@ -23,18 +45,42 @@ def _where(device: Any, dtype: Any) -> str:
     return f" on {' / '.join(parts)}" if parts else ""
 
 
-def _rank(backend: Backend, model: NeuronModel, variant: str, device: Any, dtype: Any) -> int:
-    """A backend's ``priority_for(model, variant, device, dtype)`` if it has one (a backend that
-    runs everything but is the best choice for some requests only), else its ``priority``."""
-    rank = getattr(backend, "priority_for", None)
-    return backend.priority if rank is None else rank(model, variant, device, dtype)
+def _ranked(
+    model: NeuronModel, variant: str, device: Any, dtype: Any
+) -> list[tuple[Backend, Route]]:
+    found = [
+        (b, b.route(model, variant, device, dtype))
+        for b in list_backends()
+        if b.supports(model, variant, device, dtype) is None
+    ]
+    return sorted(found, key=lambda pair: -pair[1].priority)
 
 
 def backends_supporting(
     model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
 ) -> list[Backend]:
-    found = [b for b in list_backends() if b.supports(model, variant, device, dtype) is None]
-    return sorted(found, key=lambda b: -_rank(b, model, variant, device, dtype))
+    """The backends that run this request, best first (the first is what ``auto`` picks)."""
+    return [backend for backend, _ in _ranked(model, variant, device, dtype)]
+
+
+def explain(
+    model: NeuronModel, variant: str, device: Any = None, dtype: Any = None, name: str = "auto"
+) -> list[Choice]:
+    """Every installed backend's answer to one request, the one ``name`` selects marked."""
+    chosen = None
+    ranked = _ranked(model, variant, device, dtype)
+    if name == "auto" and ranked:
+        chosen = ranked[0][0].name
+    elif name != "auto":
+        chosen = name
+    choices = []
+    for backend in list_backends():
+        reason = backend.supports(model, variant, device, dtype)
+        route = None if reason is not None else backend.route(model, variant, device, dtype)
+        choices.append(
+            Choice(backend.name, route, reason, backend.name == chosen and reason is None)
+        )
+    return sorted(choices, key=lambda c: (c.route is None, -(c.route.priority if c.route else 0)))
 
 
 def check_backend(name: str, model: NeuronModel, variant: str) -> None:

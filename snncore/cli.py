@@ -104,12 +104,8 @@ def _model_row(entry: Any) -> dict[str, Any]:
         (v for v in model.variants if v in ("layer", "recurrent")), model.variants[0]
     )
     backends = backends_supporting(model, loop_variant)
-    implementations = {}
-    for b in backends:  # optional: how a backend runs it, e.g. fused: "kernel" or "generic"
-        describe = getattr(b, "implementation", None)
-        how = describe(model, loop_variant) if describe is not None else None
-        if how:
-            implementations[b.name] = how
+    # how each backend runs it: its route, e.g. fused: "kernel" or "generic", torch: "sequence"
+    implementations = {b.name: b.route(model, loop_variant).name for b in backends}
     return {
         **_entry_row(entry),
         "family": model.family,
@@ -256,12 +252,57 @@ def _encoder_info(entry: Any, as_json: bool) -> None:
     click.echo("\n" + row["doc"])
 
 
+def _routes(model: Any, variant: str | None, device: str, dtype: str) -> dict[str, Any]:
+    """Which backend ``backend="auto"`` picks for one request, and every backend's route or
+    reason to decline."""
+    import torch
+
+    from snncore.backends import explain
+
+    variant = variant or next(
+        (v for v in model.variants if v in ("layer", "recurrent")), model.variants[0]
+    )
+    if variant not in model.variants:
+        raise click.BadParameter(
+            f"model {model.name!r} has no {variant!r} variant; it offers {list(model.variants)}",
+            param_hint="--variant",
+        )
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise click.BadParameter(f"{dtype!r} is not a torch dtype", param_hint="--dtype")
+    try:
+        torch_device = torch.device(device)
+    except RuntimeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from None
+    choices = explain(model, variant, torch_device, torch_dtype)
+    return {
+        "variant": variant,
+        "device": str(torch_device),
+        "dtype": dtype,
+        "chosen": next((c.backend for c in choices if c.chosen), None),
+        "backends": [
+            {
+                "backend": c.backend,
+                "route": c.route.name if c.route else None,
+                "priority": c.route.priority if c.route else None,
+                "reason": c.route.reason if c.route else f"declines: {c.declined}",
+            }
+            for c in choices
+        ],
+    }
+
+
 @cli.command("info")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in docs/cli-json.md).")
-def info_command(name: str, as_json: bool) -> None:
-    """A model's equations, parameters (defaults, units), state variables, variants, backends;
-    or an encoder's signature and documentation."""
+@click.option(
+    "--variant", help="Which variant's route to explain (default: layer, else recurrent)."
+)
+@click.option("--device", default="cpu", show_default=True, help="Device of the explained call.")
+@click.option("--dtype", default="float32", show_default=True, help="Dtype of the explained call.")
+def info_command(name: str, as_json: bool, variant: str | None, device: str, dtype: str) -> None:
+    """A model's equations, parameters (defaults, units), state variables, variants, backends
+    and which route a call takes and why; or an encoder's signature and documentation."""
     from snncore.parameters import describe_parameters
 
     try:
@@ -288,6 +329,7 @@ def info_command(name: str, as_json: bool) -> None:
         v: [{"name": f, "unit": model.units.get(f, "")} for f in model.state_fields(v)]
         for v in model.variants
     }
+    row["routes"] = _routes(model, variant, device, dtype)
     if as_json:
         _echo_json({"model": row})
         return
@@ -313,6 +355,12 @@ def info_command(name: str, as_json: bool) -> None:
         _echo_table(row["presets"], ["name", "summary"])
     click.echo(f"\nvariants: {', '.join(model.variants)}")
     click.echo(f"backends: {_backends_cell(row).replace(',', ', ') or '(none installed)'}")
+    routes = row["routes"]
+    click.echo(
+        f"\nroute of a {routes['variant']} call on {routes['device']} / {routes['dtype']}: "
+        f"backend='auto' picks {routes['chosen'] or '(none)'}"
+    )
+    _echo_table(routes["backends"], ["backend", "route", "priority", "reason"])
 
 
 @cli.command("simulate")
@@ -357,91 +405,6 @@ def simulate_command(
     click.echo(
         f"mean rate: {rates.mean().item():.1f} Hz (min {rates.min().item():.1f}, max {rates.max().item():.1f})"
     )
-
-
-@cli.command("bench")
-@click.option("--model", "model_name", default="lif", show_default=True)
-@click.option("-T", "--T", "steps", default=500, show_default=True, type=click.IntRange(1))
-@click.option("-B", "--B", "batch", default=16, show_default=True, type=click.IntRange(1))
-@click.option("-N", "--N", "neurons", default=4096, show_default=True, type=click.IntRange(1))
-@click.option("--backward", is_flag=True, help="Time forward+backward (default: forward only).")
-@click.option(
-    "--peers/--no-peers",
-    "--reference/--no-reference",
-    default=False,
-    help="Also time the installed peer libraries (Norse, snnTorch, SpikingJelly).",
-)
-@click.option(
-    "--memory", is_flag=True, help="Also measure peak memory of forward+backward per backend."
-)
-@click.option("--repeat", default=5, show_default=True, type=click.IntRange(1))
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def bench_command(
-    model_name: str,
-    steps: int,
-    batch: int,
-    neurons: int,
-    backward: bool,
-    peers: bool,
-    memory: bool,
-    repeat: int,
-    device: str,
-    as_json: bool,
-) -> None:
-    """Time a feed-forward layer on every backend, beside the installed peers: milliseconds,
-    speed-ups and the fraction of the memory-bandwidth bound (see snncore/bench.py)."""
-    from snncore.api import get_model
-    from snncore.bench import run_bench
-
-    variants = get_model(model_name).variants
-    if "layer" not in variants:
-        raise click.UsageError(
-            f"model {model_name!r} has no feed-forward layer to benchmark; it offers {list(variants)}"
-        )
-    results = run_bench(
-        model_name,
-        steps,
-        batch,
-        neurons,
-        repeat,
-        device,
-        peers,
-        backward=backward,
-        memory=memory,
-        echo=None if as_json else click.echo,
-    )
-    if as_json:
-        _echo_json({"bench": results})
-
-
-@cli.command("new-plugin")
-@click.argument("name")
-@click.option(
-    "--dir",
-    "directory",
-    default=".",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where to create snn-NAME/.",
-)
-def new_plugin_command(name: str, directory: str) -> None:
-    """Create snn-NAME/: a plugin distribution with a working neuron model named NAME, its
-    registration hook, tests (snncore's conformance suite) and a README."""
-    from snncore.scaffold import Names, ScaffoldError, new_plugin
-
-    try:
-        target = new_plugin(name, directory)
-    except ScaffoldError as exc:
-        raise NameLookupError(str(exc)) from None
-    names = Names.from_name(name)
-    click.echo(f"created {target}/ (model {names.name!r}, distribution {names.dist}):")
-    for path in sorted(p for p in target.rglob("*") if p.is_file()):
-        click.echo(f"  {path.relative_to(target.parent)}")
-    click.echo("next:")
-    click.echo(f"  pip install -e {target}")
-    click.echo(f"  snn list-models --family {names.name}")
-    click.echo(f"  pytest {target}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,7 +28,7 @@ import torch
 
 from snncore.hookspecs import hookimpl
 from snncore.parameters import method_field, tensor_field
-from snncore.surrogates import spike
+from snncore.surrogates import resolve_surrogate, spike
 
 
 def _check_float(x: Any, what: str) -> None:
@@ -142,9 +142,18 @@ def _lif_values(p: Any, like: torch.Tensor) -> tuple[Any, ...]:
             f"alpha); {type(p).__name__} lacks {missing}"
         )
     values = [torch.as_tensor(getattr(p, f)).to(like) for f in _LIF_FIELDS]
-    method = getattr(p, "method", "super")
+    method = resolve_surrogate(getattr(p, "method", "super"))
     alpha = torch.as_tensor(getattr(p, "alpha", 100.0)).to(like)
     return (*values, method, alpha)
+
+
+def _lif_update(
+    current: torch.Tensor, v: torch.Tensor, values: tuple[Any, ...], dt: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    tau_mem_inv, v_leak, v_th, v_reset, method, alpha = values
+    v1 = v + dt * tau_mem_inv * ((v_leak - v) + current)
+    z = spike(v1 - v_th, method, alpha)
+    return z, v1 - z * (v1 - v_reset)
 
 
 def constant_current_lif_step(
@@ -159,12 +168,8 @@ def constant_current_lif_step(
     ``v' = v1 − z·(v1 − v_reset)``.  Returns ``(z, v')``.
     """
     current = _as_float(input_current)
-    tau_mem_inv, v_leak, v_th, v_reset, method, alpha = _lif_values(
-        LIFEncoderParameters() if p is None else p, current
-    )
-    v1 = v + dt * tau_mem_inv * ((v_leak - v) + current)
-    z = spike(v1 - v_th, method, alpha)
-    return z, v1 - z * (v1 - v_reset)
+    values = _lif_values(LIFEncoderParameters() if p is None else p, current)
+    return _lif_update(current, v, values, dt)
 
 
 def constant_current_lif_encode(
@@ -181,10 +186,11 @@ def constant_current_lif_encode(
     """
     _check_length(seq_length)
     current = _as_float(input_current)
+    values = _lif_values(LIFEncoderParameters() if p is None else p, current)  # once, not per step
     v = torch.zeros_like(current)
     spikes = []
     for _ in range(seq_length):
-        z, v = constant_current_lif_step(current, v, p, dt)
+        z, v = _lif_update(current, v, values, dt)
         spikes.append(z)
     return torch.stack(spikes)
 

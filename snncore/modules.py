@@ -20,6 +20,7 @@ to a backend (``backend="auto"`` picks the fastest that supports the model, devi
 
 from __future__ import annotations
 
+import copyreg
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -27,8 +28,12 @@ from typing import Any
 import attrs
 import torch
 
-from snncore.parameters import replace_tensors, tensor_items
+from snncore.backends import check_backend, select_backend
+from snncore.parameters import method_items, replace_tensors, tensor_items
+from snncore.plugins import get_manager
 from snncore.protocols import Backend, NeuronModel
+from snncore.registry import UnknownNameError
+from snncore.surrogates import Surrogate, resolve_surrogate
 
 _BUFFER_PREFIX = "p_"
 
@@ -108,9 +113,9 @@ def _learnable_value(field: str, value: torch.Tensor, kind: Any, features: Any) 
 
 
 def _parameters_now(module: NeuronModule) -> Any:
-    return replace_tensors(
-        module.p, {f: getattr(module, _buffer_name(f)) for f in module._tensor_fields}
-    )
+    fields: dict[str, Any] = {f: getattr(module, _buffer_name(f)) for f in module._tensor_fields}
+    fields.update(module.surrogates())
+    return replace_tensors(module.p, fields)
 
 
 _DISABLED: dict[Callable[..., Any], Callable[..., Any]] = {}
@@ -159,8 +164,6 @@ class NeuronModule(torch.nn.Module):
             if p is not None:
                 raise TypeError("give either p or a preset, not both")
             if preset not in model.presets:
-                from snncore.registry import UnknownNameError
-
                 raise UnknownNameError(f"{model.name} preset", preset, list(model.presets))
             p = model.presets[preset].parameters
             self._preset_state = dict(model.presets[preset].initial_state)
@@ -189,12 +192,11 @@ class NeuronModule(torch.nn.Module):
             p = attrs.evolve(p, **parameter_fields)
         if not (isinstance(dt, (int, float)) and dt > 0):
             raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
-        method = getattr(p, "method", None)
-        if isinstance(method, str):
-            from snncore.api import get_surrogate
-
-            get_surrogate(method)  # an unknown surrogate fails here, not mid-sequence
         self.p = p
+        # Resolved once here (an unknown name fails now, not mid-sequence); every forward hands
+        # the step functions the Surrogate itself in p.method, so no step looks a name up.
+        self._surrogates: dict[str, Surrogate] | None = None
+        self.surrogates()
         self.dt = float(dt)
         tensors = dict(tensor_items(p))
         learnable = _learnable_spec(learnable)
@@ -212,11 +214,23 @@ class NeuronModule(torch.nn.Module):
             else:
                 self.register_buffer(_buffer_name(field), value, persistent=False)
 
+    def surrogates(self) -> dict[str, Surrogate]:
+        """``{dotted field: Surrogate}`` for the surrogate fields of ``p`` (``method``)."""
+        if self._surrogates is None:
+            self._surrogates = {
+                field: resolve_surrogate(value) for field, value in method_items(self.p)
+            }
+        return self._surrogates
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_surrogates"] = None  # resolved again where the module is unpickled
+        state.pop("_resolved", None)
+        return state
+
     def make_initial_state(self, p: Any, shape: Any, device: Any, dtype: Any) -> Any:
         """The model's initial state for neurons of ``shape``, with any preset's start values."""
-        recurrent = self.variant in ("recurrent_cell", "recurrent")
-        init = self.model.initial_state if recurrent else self.model.initial_feed_forward_state
-        state = init(p, shape, device=device, dtype=dtype)
+        state = self.model.make_initial_state(self.variant, p, shape, device=device, dtype=dtype)
         if self._preset_state:
             state = state._replace(
                 **{k: torch.full_like(getattr(state, k), v) for k, v in self._preset_state.items()}
@@ -258,8 +272,6 @@ class _BackendMixin:
     variant: str
 
     def _init_backend(self, backend: str | Backend, record_states: bool) -> None:
-        from snncore.backends import check_backend
-
         self.backend = backend if isinstance(backend, str) else backend.name
         self._backend_object = None if isinstance(backend, str) else backend
         if self._backend_object is None:
@@ -275,18 +287,15 @@ class _BackendMixin:
         key = (x.device, x.dtype)
         found = self._resolved.get(key)
         if found is None:
-            from snncore.backends import select_backend
-
             found = self._backend_object or select_backend(
                 self.backend, self.model, self.variant, x.device, x.dtype
             )
             self._resolved[key] = found
         return found
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)  # type: ignore[attr-defined]
-        state["_resolved"] = {}
-        return state
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[misc]
+        self._resolved = {}
 
 
 class NeuronLayer(_BackendMixin, NeuronModule):
@@ -506,6 +515,15 @@ def build_module(model: NeuronModel, variant: str, *args: Any, **kwargs: Any) ->
     return module_class(model, variant)(*args, **kwargs)
 
 
+class ModuleClass(type):
+    """The type of every generated module class: such a class pickles as (model, variant).
+
+    A generated class is made at run time, so pickle could not find it by module and name unless
+    a plugin exported it under exactly that name.  Instead it is pickled as "the ``variant`` class
+    of the registered model ``NAME``" and rebuilt from the registry where it is loaded.
+    """
+
+
 _CLASSES: dict[tuple[int, str], tuple[NeuronModel, type]] = {}
 
 
@@ -514,19 +532,67 @@ def module_class(
 ) -> type:
     """The module class of ``variant`` for ``model``, made once and reused.
 
-    A plugin exports Norse-style names with it, e.g.
-    ``LIFCell = module_class(LIF, "cell", "LIFCell", __name__)``; ``module`` must be where the
-    name is importable so that instances pickle.
+    Its name is ``class_name``, else the model's ``class_names[variant]``, else one derived
+    from the model's name (``lif``, ``recurrent_cell`` -> ``LifRecurrentCell``).  Instances pickle
+    without the class being importable (see :class:`ModuleClass`); ``module`` only sets where the
+    class says it lives (older plugins exported ``LIFCell = module_class(LIF, "cell",
+    "LIFCell", __name__)``, which keeps working).
     """
     key = (id(model), variant)
     if key in _CLASSES:
         return _CLASSES[key][1]
+    if variant not in BASES:
+        raise ValueError(f"unknown variant {variant!r}; variants are {list(BASES)}")
     base = BASES[variant]
-    name = class_name or "".join(part.title() for part in f"{model.name}_{variant}".split("_"))
+    name = (
+        class_name
+        or model.class_names.get(variant)
+        or "".join(part.title() for part in f"{model.name}_{variant}".split("_"))
+    )
+    home = module or getattr(model.feed_forward_step or model.recurrent_step, "__module__", None)
     doc = f"{model.summary} — {variant} variant.\n\n{base.__doc__}\n\n{model.equations}".rstrip()
-    cls = type(
-        name, (base,), {"model": model, "__doc__": doc, "__module__": module or base.__module__}
+    cls = ModuleClass(
+        name, (base,), {"model": model, "__doc__": doc, "__module__": home or base.__module__}
     )
     cls.__qualname__ = name
     _CLASSES[key] = (model, cls)
     return cls
+
+
+def module_classes(model: NeuronModel) -> tuple[type, ...]:
+    """The module classes of every variant ``model`` offers, in the order of
+    :data:`snncore.VARIANTS`: ``LIFCell, LIFRecurrentCell, LIF, LIFRecurrent =
+    module_classes(LIF_MODEL)`` (names from ``class_names``)."""
+    return tuple(module_class(model, variant) for variant in model.variants)
+
+
+def _registered_name(model: NeuronModel) -> str | None:
+    """The name under which ``model`` itself is registered (bare, else qualified), if it is."""
+    registry = get_manager().registry("model")
+    for entry in registry.entries():
+        if entry.obj is model:
+            bare = entry.name
+            try:
+                if registry.get(bare) is model:
+                    return bare
+            except LookupError:
+                pass
+            return f"{entry.provider.plugin}:{bare}"
+    return None
+
+
+def _class_of_registered(model_name: str, variant: str) -> type:
+    """Unpickling: the ``variant`` class of the registered model ``model_name``."""
+    return module_class(get_manager().registry("model").get(model_name), variant)
+
+
+def _reduce_module_class(cls: ModuleClass) -> Any:
+    model, variant = cls.__dict__.get("model"), getattr(cls, "variant", None)
+    if model is not None and _CLASSES.get((id(model), variant), (None, None))[1] is cls:
+        name = _registered_name(model)
+        if name is not None:
+            return _class_of_registered, (name, variant)
+    return cls.__qualname__  # not a registered model's class: pickled by module and name
+
+
+copyreg.pickle(ModuleClass, _reduce_module_class)

@@ -44,17 +44,38 @@ def tensor_field(
     )
 
 
+def _surrogate_like(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    # A name, or (inside a module, which resolves names once) the snncore.Surrogate itself.
+    if not (isinstance(value, str) or callable(value)):
+        raise TypeError(
+            f"{type(instance).__name__}.{attribute.name} must be a surrogate name such as "
+            f"'super', got {value!r}"
+        )
+
+
 def method_field(default: str = "super") -> Any:
     """The name of the surrogate gradient used when the model spikes."""
     return attrs.field(
         default=default,
-        validator=attrs.validators.instance_of(str),
+        validator=_surrogate_like,
         metadata={
             "unit": "",
             "doc": "surrogate gradient (see `snn list-surrogates`)",
             "default": default,
+            "surrogate": True,
         },
     )
+
+
+def method_items(p: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted_name, value)`` of every surrogate field (a ``method_field``, or a field named
+    ``method``), descending into nested records."""
+    for f in attrs.fields(type(p)):
+        value = getattr(p, f.name)
+        if f.metadata.get("surrogate") or (f.name == "method" and isinstance(value, str)):
+            yield prefix + f.name, value
+        elif attrs.has(type(value)):
+            yield from method_items(value, prefix + f.name + ".")
 
 
 def positive(instance: Any, attribute: attrs.Attribute, value: torch.Tensor) -> None:
@@ -101,8 +122,8 @@ def tensor_items(p: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]
             yield from tensor_items(value, prefix + f.name + ".")
 
 
-def replace_tensors(p: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """A copy of ``p`` with the tensor fields named (dotted for nested records) replaced."""
+def replace_tensors(p: Any, tensors: dict[str, Any]) -> Any:
+    """A copy of ``p`` with the fields named (dotted for nested records) replaced."""
     changes: dict[str, Any] = {}
     nested: dict[str, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():

@@ -22,7 +22,9 @@ from typing import Any
 import attrs
 import pluggy
 
-from snncore import hookspecs
+import snncore.hookspecs as hookspecs
+from snncore._version import __version__
+from snncore.protocols import as_backend
 from snncore.registry import Entry, Provider, Registry
 
 ENTRY_POINT_GROUP = "snncore"
@@ -105,8 +107,6 @@ class PluginManager:
 
     # -- discovery -----------------------------------------------------------------------------
     def _load_builtins(self) -> None:
-        from snncore import __version__
-
         for module_name in BUILTIN_PLUGINS:
             record = PluginRecord(module_name, "snncore", __version__, builtin=True)
             module = __import__(module_name, fromlist=["_"])
@@ -196,6 +196,8 @@ class PluginManager:
             entry_name = name if name is not None else getattr(obj, "name", None)
             if not isinstance(entry_name, str):
                 raise TypeError(f"register() needs a name for {obj!r} (no .name attribute)")
+            if hook_name == "register_backends":
+                obj = as_backend(obj)
             staged.append(Entry(entry_name, obj, record.provider, tuple(aliases)))
 
         try:

@@ -1,26 +1,27 @@
 """What a plugin hands the core: neuron models, backends and tasks.
 
 A neuron model is data (:class:`NeuronModel`): its parameters class, state classes, pure step
-functions and initial states.  From that the core builds every module variant
+functions and (optionally) initial states.  From that the core builds every module variant
 (:mod:`snncore.modules`) and a backend runs the time loop.  Surrogate gradients are
-:class:`snncore.Surrogate` objects (see :mod:`snncore.surrogates`).
+:class:`snncore.Surrogate` objects (see :mod:`snncore.surrogates`).  This module sits low in the
+core's layers (docs/architecture.md): it imports nothing of snncore but :mod:`snncore.states`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
-if TYPE_CHECKING:
-    import torch
+from snncore.states import default_initial_state, state_fields
 
 VARIANTS = ("cell", "recurrent_cell", "layer", "recurrent")
 
 #: ``step(input_current, state, p, dt, **module_tensors) -> (output, new_state)``
 StepFunction = Callable[..., tuple[Any, Any]]
 #: ``initial_state(p, shape, device, dtype) -> state`` for a batch of neurons of that shape.
+#: Optional: without one the core starts every field at zero or at ``initial_values``.
 InitialState = Callable[..., Any]
 #: ``init(hidden_size, input_size, p, dtype) -> tensor`` for a tensor a recurrent module owns.
 TensorInit = Callable[..., Any]
@@ -53,6 +54,12 @@ class NeuronModel:
     offers only the variants it can run.  A model whose recurrent input is not a plain weighted
     sum sets ``synaptic_input``: the step then receives
     ``synaptic_input(x, W_in) + synaptic_input(z_prev, W_rec)``.
+
+    Initial states: every state field starts at zero, or at the parameter (or number) named for
+    it in ``initial_values`` (``{"v": "v_leak"}``); a model whose start is not that simple gives
+    ``initial_feed_forward_state`` / ``initial_state`` functions instead.  ``class_names`` names
+    the generated module classes (``{"cell": "LIFCell", "layer": "LIF"}``); they pickle by
+    (model, variant) wherever they are exported.
     """
 
     name: str
@@ -65,6 +72,11 @@ class NeuronModel:
     recurrent_step: StepFunction | None = None
     state: type | None = None
     initial_state: InitialState | None = None
+    #: Start values of state fields for the default initial state: a parameter name (dotted for
+    #: nested records) or a number; fields not named start at zero.
+    initial_values: Mapping[str, str | float] = attrs.field(factory=dict)
+    #: Class names of the generated modules by variant (default e.g. ``LifRecurrentCell``).
+    class_names: Mapping[str, str] = attrs.field(factory=dict)
     #: Optional: all T feed-forward steps in one call, ``(x, state, p, dt) -> (outs, state)``,
     #: equal to looping ``feed_forward_step``; it may return ``None`` to decline (the backend
     #: then loops).  Lets a model replace the per-operation autograd tape with its own backward.
@@ -91,17 +103,11 @@ class NeuronModel:
     reference: str = ""
 
     def __attrs_post_init__(self) -> None:
-        if self.feed_forward_step is not None and (
-            self.feed_forward_state is None or self.initial_feed_forward_state is None
-        ):
-            raise TypeError(
-                f"model {self.name!r}: feed_forward_step needs its state and initial state"
-            )
+        if self.feed_forward_step is not None and self.feed_forward_state is None:
+            raise TypeError(f"model {self.name!r}: feed_forward_step needs feed_forward_state")
         if self.recurrent_step is not None:
-            if self.state is None or self.initial_state is None:
-                raise TypeError(
-                    f"model {self.name!r}: recurrent_step needs its state and initial state"
-                )
+            if self.state is None:
+                raise TypeError(f"model {self.name!r}: recurrent_step needs its state class")
             if self.last_spikes is state_z and "z" not in getattr(self.state, "_fields", ()):
                 raise TypeError(
                     f"model {self.name!r}: a recurrent state needs a 'z' field or the model "
@@ -115,6 +121,47 @@ class NeuronModel:
                 )
         if not attrs.has(self.parameters):
             raise TypeError(f"model {self.name!r}: parameters must be an attrs class")
+        self._check_initial_values()
+        unknown = sorted(set(self.class_names) - set(self.variants))
+        if unknown:
+            raise TypeError(
+                f"model {self.name!r}: class_names for {unknown}, which are not among its "
+                f"variants {list(self.variants)}"
+            )
+
+    def _check_initial_values(self) -> None:
+        defaulted = [
+            cls
+            for cls, init in (
+                (self.feed_forward_state, self.initial_feed_forward_state),
+                (self.state, self.initial_state),
+            )
+            if cls is not None and init is None
+        ]
+        for cls in defaulted:
+            if not state_fields(cls):
+                raise TypeError(
+                    f"model {self.name!r}: {cls.__name__} is not a NamedTuple, so the core cannot "
+                    f"build its initial state; give an initial-state function"
+                )
+        fields = set().union(*(state_fields(cls) for cls in defaulted)) if defaulted else set()
+        parameters = {f.name for f in attrs.fields(self.parameters)}
+        for field, start in self.initial_values.items():
+            if field not in fields:
+                raise TypeError(
+                    f"model {self.name!r}: initial_values names {field!r}, which is not a field "
+                    f"of a state built by default ({sorted(fields)})"
+                )
+            if isinstance(start, str) and start.split(".")[0] not in parameters:
+                raise TypeError(
+                    f"model {self.name!r}: initial_values[{field!r}] = {start!r} is not a "
+                    f"parameter of {self.parameters.__name__} ({sorted(parameters)})"
+                )
+            if not isinstance(start, (str, int, float)) or isinstance(start, bool):
+                raise TypeError(
+                    f"model {self.name!r}: initial_values[{field!r}] must be a parameter name "
+                    f"or a number, got {start!r}"
+                )
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -129,11 +176,31 @@ class NeuronModel:
         cls = self.state if variant in ("recurrent_cell", "recurrent") else self.feed_forward_state
         return tuple(getattr(cls, "_fields", ()))
 
-    def module(self, variant: str, *args: Any, **kwargs: Any) -> torch.nn.Module:
-        """Build one variant's module (see :func:`snncore.create`)."""
-        from snncore.modules import build_module
+    def make_initial_state(
+        self, variant: str, p: Any, shape: Any, device: Any = None, dtype: Any = None
+    ) -> Any:
+        """The initial state of ``variant`` for neurons of ``shape``: the model's own function,
+        else the default built from the state's fields and ``initial_values``."""
+        recurrent = variant in ("recurrent_cell", "recurrent")
+        init = self.initial_state if recurrent else self.initial_feed_forward_state
+        if init is not None:
+            return init(p, shape, device=device, dtype=dtype)
+        cls = self.state if recurrent else self.feed_forward_state
+        return default_initial_state(cls, self.initial_values, p, shape, device, dtype)
 
-        return build_module(self, variant, *args, **kwargs)
+
+@attrs.frozen
+class Route:
+    """How a backend would run one request, and why: shown by ``snn info MODEL``.
+
+    ``name`` is the path (``"sequence"``, ``"step-loop"``, ``"kernel"``, ``"generic"``, ...),
+    ``priority`` ranks the backend for ``backend="auto"`` on this request, ``reason`` says in
+    a few words why this path (e.g. which calls it declines and where those go).
+    """
+
+    name: str
+    priority: int
+    reason: str = ""
 
 
 @runtime_checkable
@@ -141,12 +208,10 @@ class Backend(Protocol):
     """Runs a model's step function over the time axis.
 
     ``supports`` returns ``None`` when the backend can run ``variant`` of ``model`` on that device
-    and dtype (``None`` for either means "any"), else a short reason.  ``backend="auto"`` picks
-    the supporting backend of highest ``priority``.  Optional: ``priority_for(model, variant,
-    device, dtype) -> int`` ranks a request in place of ``priority`` (a backend that runs every
-    model but should be chosen automatically for some only), and ``implementation(model,
-    variant) -> str | None`` names how it runs one (e.g. ``"kernel"``), shown by
-    ``snn list-models``.
+    and dtype (``None`` for either means "any"), else a short reason.  ``route`` says how it runs
+    a supported request and at which priority: ``backend="auto"`` picks the supporting backend
+    whose route has the highest priority.  ``priority`` is the backend's usual rank (shown by
+    ``snn list-backends``).
     """
 
     name: str
@@ -156,6 +221,12 @@ class Backend(Protocol):
     def supports(
         self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
     ) -> str | None: ...
+
+    def route(
+        self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
+    ) -> Route:
+        """The path this backend takes for a request it supports, its priority, and why."""
+        ...
 
     def run_layer(
         self, model: NeuronModel, x: Any, state: Any, p: Any, dt: float, record_states: bool
@@ -177,6 +248,32 @@ class Backend(Protocol):
     ) -> tuple[Any, Any]:
         """Recurrent: ``x`` is ``(T, B, input_size)``; returns ``(outputs, final_state)``."""
         ...
+
+
+class _BackendWithoutRoute:
+    """A backend written before ``route`` existed: its route is its time loop at ``priority``."""
+
+    def __init__(self, backend: Any):
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def route(
+        self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
+    ) -> Route:
+        return Route("loop", self._backend.priority, f"the {self._backend.name} backend's loop")
+
+
+def as_backend(obj: Any) -> Backend:
+    """``obj`` checked as a backend when it is registered: it needs ``name``, ``priority`` and
+    ``supports``; one without ``route`` (written against an older core) gets the default."""
+    missing = [m for m in ("name", "priority", "supports") if not hasattr(obj, m)]
+    if missing:
+        raise TypeError(
+            f"{obj!r} is not a backend: it lacks {', '.join(missing)} (see snncore.Backend)"
+        )
+    return obj if callable(getattr(obj, "route", None)) else _BackendWithoutRoute(obj)
 
 
 @runtime_checkable

@@ -20,6 +20,10 @@ atan            alpha / (2·(1 + (π/2·alpha·x)²))                     Fang e
 ==============  ===================================================  =============================
 
 ``fast_sigmoid`` is an alias of ``super`` (the name snnTorch users know).
+
+Modules resolve their parameters' ``method`` name once, when they are built, and hand their step
+functions the :class:`Surrogate` itself in ``p.method``; :func:`spike` then calls it directly.
+A name is looked up in the registry only where a step is called outside a module.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import attrs
 import torch
 
 from snncore.hookspecs import hookimpl
+from snncore.plugins import get_manager
 
 Derivative = Callable[[torch.Tensor, Any], torch.Tensor]
 
@@ -68,14 +73,30 @@ class Surrogate:
     summary: str = ""
 
     def __call__(self, x: torch.Tensor, alpha: Any = 100.0) -> torch.Tensor:
-        return _HeavisideWithSurrogate.apply(x, alpha, self.derivative)
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _HeavisideWithSurrogate.apply(x, alpha, self.derivative)
+        # No gradient can flow through x: the step alone, without an autograd node (about a
+        # third of an eager inference step's overhead).
+        return (x > 0).to(x.dtype)
 
 
-def spike(x: torch.Tensor, method: str, alpha: Any) -> torch.Tensor:
-    """Θ(x) with the registered surrogate ``method`` in the backward pass."""
-    from snncore.api import get_surrogate
+def resolve_surrogate(method: str | Surrogate) -> Surrogate:
+    """The surrogate a parameter record's ``method`` stands for: a registered name (aliases and
+    ``PLUGIN:NAME`` included) is looked up; a :class:`Surrogate` is itself."""
+    if isinstance(method, Surrogate):
+        return method
+    if not isinstance(method, str):
+        raise TypeError(
+            f"method must be a surrogate name or a snncore.Surrogate, got {type(method).__name__}"
+        )
+    return get_manager().registry("surrogate").get(method)
 
-    return get_surrogate(method)(x, alpha)
+
+def spike(x: torch.Tensor, method: str | Surrogate, alpha: Any) -> torch.Tensor:
+    """Θ(x) with the surrogate ``method`` (resolved, or a registered name) in the backward pass."""
+    if isinstance(method, Surrogate):  # what modules pass: no lookup per step
+        return method(x, alpha)
+    return resolve_surrogate(method)(x, alpha)
 
 
 # The derivatives run in the backward pass of every spike of every step: they work in place on

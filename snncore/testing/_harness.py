@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from snncore.modules import build_module
 from snncore.parameters import replace_tensors, tensor_items
 from snncore.protocols import NeuronModel
 
@@ -132,9 +133,9 @@ class Subject:
                     "recurrent_weights",
                     torch.randn(hidden_size, hidden_size, generator=gen) / math.sqrt(hidden_size),
                 )
-                module = self.model.module(variant, input_size, hidden_size, **kwargs)
+                module = build_module(self.model, variant, input_size, hidden_size, **kwargs)
             else:
-                module = self.model.module(variant, **kwargs)
+                module = build_module(self.model, variant, **kwargs)
         return module.to(dtype)
 
     def partner(self, module: torch.nn.Module, variant: str, **kwargs: Any) -> torch.nn.Module:

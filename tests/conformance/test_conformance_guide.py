@@ -2,8 +2,10 @@
 
 The blocks are taken in document order:
 
-- a ``python`` or ``toml`` block whose first line is ``# file: PATH`` is appended to ``PATH`` in a
-  fresh directory (on ``sys.path``, with its ``tests/``), so the guide's blocks build a package;
+- a ``python`` or ``toml`` block whose first line is ``# file: PATH`` is appended (without that
+  line) to ``PATH`` in a fresh directory (on ``sys.path``, with its ``tests/``), so the guide's
+  blocks build a plugin; put together they must be the worked example, examples/snn-qif, byte for
+  byte;
 - every other ``python`` block runs, in one namespace shared by all of them;
 - every ``toml`` block must parse; the guide's ``pyproject.toml`` must name the plugin's entry point;
 - in ``bash`` blocks, each ``snn ...`` line runs through the command line (in-process, so it sees
@@ -12,8 +14,9 @@ The blocks are taken in document order:
   install would; ``pytest``, ``python -m build`` and ``twine`` lines are not run here — the
   install-and-test path is tests/e2e/test_e2e_new_plugin.py and test_e2e_qif_example.py.
 
-Plugins other than the eager backend's are disabled (the guide's own ``snn-qif``, if installed,
-would shadow the one built here; other backends would slow the conformance runs down).
+Plugins other than the eager backend's and snn-scaffold's (``snn new-plugin``) are disabled (the
+guide's own ``snn-qif``, if installed, would shadow the one built here; other backends would slow
+the conformance runs down).
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ from click.testing import CliRunner
 import snncore
 from snncore.plugins import get_manager, reset_manager
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "writing-a-plugin.md"
+ROOT = Path(__file__).resolve().parents[2]
+GUIDE = ROOT / "docs" / "writing-a-plugin.md"
+EXAMPLE = ROOT / "examples" / "snn-qif"
+#: Plugins the guide's blocks use besides the ones they build: the eager backend, ``snn new-plugin``.
+KEPT = ("snn-backend-torch", "snn-scaffold")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 
@@ -46,10 +53,10 @@ def test_the_guide_has_code_of_every_kind():
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    """A directory for the guide's files, on sys.path; only the built-in plugins and the eager
-    backend discovered; everything undone afterwards."""
-    backends = reset_manager().records.values()
-    others = sorted(r.name for r in backends if not r.builtin and r.name != "snn-backend-torch")
+    """A directory for the guide's files, on sys.path; only the built-in plugins, the eager
+    backend and snn-scaffold discovered; everything undone afterwards."""
+    records = reset_manager().records.values()
+    others = sorted(r.name for r in records if not r.builtin and r.name not in KEPT)
     monkeypatch.setenv("SNNCORE_DISABLE_PLUGINS", ",".join(others))
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path / "tests"))
@@ -65,7 +72,7 @@ def workdir(tmp_path, monkeypatch):
         cli.commands.clear()
         cli.commands.update(commands)
         for name in set(sys.modules) - before:
-            if name.split(".")[0] in ("snn_qif", "snn_leaky", "test_qif"):
+            if name.split(".")[0] in ("snn_qif", "snn_leaky", "test_snn_qif"):
                 del sys.modules[name]
         monkeypatch.undo()
         reset_manager()
@@ -116,7 +123,7 @@ def test_every_block_of_the_guide_runs(workdir: Path):
             path = workdir / first.removeprefix("# file: ").strip()
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as out:
-                out.write(("\n\n" if path.name in files else "") + code)
+                out.write(("\n\n" if path.name in files else "") + code.split("\n", 1)[1])
             files.add(path.name)
         if kind == "python" and not first.startswith("# file: "):
             exec(compile(code, f"{GUIDE.name}:{where}", "exec"), namespace)
@@ -128,7 +135,12 @@ def test_every_block_of_the_guide_runs(workdir: Path):
             ran += _shell(code, workdir)
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((workdir / "pyproject.toml").read_text())
-    assert project["project"]["entry-points"]["snncore"] == {"snn-qif": "snn_qif.plugin"}
+    assert project["project"]["entry-points"]["snncore"] == {"snn-qif": "snn_qif"}
+    for relative in ("pyproject.toml", "snn_qif.py", "tests/test_snn_qif.py"):
+        assert (workdir / relative).read_text() == (EXAMPLE / relative).read_text(), (
+            f"the guide's `# file: {relative}` blocks, put together, differ from "
+            f"examples/snn-qif/{relative}: change both"
+        )
     # what the guide built and registered is really there
     assert snncore.get_model("qif").name == "qif"
     assert snncore.get_model("leaky").name == "leaky"  # from `snn new-plugin` + `pip install`

@@ -67,7 +67,7 @@ def test_list_models_table() -> None:
     rows = _rows(result.stdout)
     for name in ("lif", "li", "lif_mc"):
         assert f"snn-lif {LIF_VERSION}" in rows[name]
-        assert "torch" in re.split(r"[\s,]+", rows[name])  # other backends may be installed
+        assert "torch" in re.split(r"[\s,()]+", rows[name])  # backend(route); others may follow
     assert "cell,recurrent_cell,layer,recurrent" in rows["lif"]
     assert "cell,layer" in rows["li"] and "recurrent" not in rows["li"]
 
@@ -281,7 +281,7 @@ def test_disabled_plugin_is_shown(manager_with_env: Any) -> None:
     assert "lif" not in _rows(invoke("list-models").stdout)
 
 
-# -- simulate and bench ---------------------------------------------------------------------------
+# -- simulate -------------------------------------------------------------------------------------
 
 
 def test_simulate_lif_prints_spike_counts() -> None:
@@ -333,30 +333,6 @@ def test_simulate_on_a_refusing_backend_is_a_clean_error() -> None:
     assert "Traceback" not in result.output
     auto = invoke("simulate", "lif", "--steps", "5")  # auto skips the refusing backend
     assert auto.exit_code == 0 and "backend refuser" not in auto.stdout
-
-
-def test_bench_prints_the_torch_backend() -> None:
-    result = invoke(
-        "bench",
-        "--model",
-        "lif",
-        "-T",
-        "20",
-        "-B",
-        "2",
-        "-N",
-        "8",
-        "--repeat",
-        "1",
-        "--no-peers",
-    )
-    assert result.exit_code == 0, result.output
-    # candidate, forward ms, fraction of the bandwidth bound, runs
-    assert re.search(
-        r"^\s+snncore/torch\s+\d+\.\d\s+\d+\.\d\d\s+1$", result.stdout, re.MULTILINE
-    ), result.stdout
-    assert "T=20 B=2 N=8" in result.stdout
-    assert "norse" not in result.stdout
 
 
 def test_version_option() -> None:

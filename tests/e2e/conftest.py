@@ -19,8 +19,10 @@ avoids an isolated build environment that could pull another torch.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import json
 import os
+import re
 import site
 import subprocess
 import sys
@@ -216,3 +218,87 @@ def make_distribution(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return make
+
+
+@pytest.fixture
+def run_pytest(overlay: Overlay, tmp_path: Path) -> Callable[[Path], tuple[int, str]]:
+    """``run_pytest(tests)``: pytest on a test directory in the overlay's interpreter, run from
+    ``tmp_path`` (outside any source tree, so that the tests import the installed distribution),
+    with no plugin switch or pytest option inherited and nothing written into the source tree (no
+    cache, no bytecode).  Checks that it passed; returns the number of tests passed, and the
+    output."""
+
+    def run(tests: Path) -> tuple[int, str]:
+        env = {k: v for k, v in _environment().items() if not k.startswith("PYTEST_")}
+        result = subprocess.run(
+            [str(overlay.python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=600,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert " failed" not in output and " error" not in output.lower(), output
+        match = re.search(r"(\d+) passed", output)
+        assert match, output
+        return int(match.group(1)), output
+
+    return run
+
+
+#: Every variant of a model in the overlay's interpreter: the cells, the layer and the recurrent
+#: network on each backend (all agreeing with the first), and a layer through pickle.
+EVERY_VARIANT = """
+    import pickle
+    import torch
+    import snncore
+
+    NAME, BACKENDS = {name!r}, {backends!r}
+    x = torch.full((200, 2, 3), 0.3)
+    z, state = snncore.create(NAME, variant="cell")(x[0])
+    print("cell", tuple(z.shape), type(state).__name__)
+    z, state = snncore.create(NAME, variant="recurrent_cell", input_size=3, hidden_size=5)(x[0])
+    print("recurrent_cell", tuple(z.shape), type(state).__name__)
+    inputs = {{"layer": x, "recurrent": 10 * torch.rand(200, 2, 3, generator=torch.Generator().manual_seed(1))}}
+    reference = {{}}
+    for backend in BACKENDS:
+        torch.manual_seed(0)  # the same recurrent weights on every backend
+        for variant, kwargs in (("layer", {{}}), ("recurrent", {{"input_size": 3, "hidden_size": 5}})):
+            module = snncore.create(NAME, variant=variant, backend=backend, **kwargs)
+            assert module._backend_for(x).name == backend
+            out, state = module(inputs[variant])
+            assert out.sum() > 0, (variant, backend)
+            torch.testing.assert_close(out, reference.setdefault(variant, out))
+            print(variant, backend, tuple(out.shape), type(module).__name__, type(state).__name__)
+    layer = snncore.create(NAME, variant="layer", v_th=torch.tensor([0.5, 1.0, 1.5]))
+    copy = pickle.loads(pickle.dumps(layer))
+    assert type(copy) is type(layer)
+    assert torch.equal(copy(x)[0], layer(x)[0]) and torch.equal(copy(x)[1].v, layer(x)[1].v)
+    print("pickled", type(copy).__name__)
+"""
+
+
+@pytest.fixture
+def backends() -> list[str]:
+    """The backends every installed model must run on: the eager one, and the fused one when
+    snn-backend-fused is installed."""
+    fused = importlib.util.find_spec("snn_backend_fused") is not None
+    return ["torch", "fused"] if fused else ["torch"]
+
+
+@pytest.fixture
+def every_variant(
+    python: Callable[[str], subprocess.CompletedProcess[str]], backends: list[str]
+) -> Callable[[str], str]:
+    """``every_variant(model_name)``: run :data:`EVERY_VARIANT` for an installed model (the
+    layer and the recurrent network on each of ``backends``); checks it succeeded, returns its
+    output."""
+
+    def run(name: str) -> str:
+        result = python(EVERY_VARIANT.format(name=name, backends=backends))
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    return run

@@ -28,7 +28,7 @@ neuronal activity", J. Neurophysiol. 94 (2005) 3637–3642.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import attrs
 import torch
@@ -135,22 +135,6 @@ def lif_adex_step(
     return lif_adex_recurrent_step(current, state, p, dt)
 
 
-def initial_feed_forward_state(
-    p: LIFAdExParameters, shape: Any, device: Any = None, dtype: Any = None
-) -> LIFAdExFeedForwardState:
-    zeros = torch.zeros(shape, device=device, dtype=dtype)
-    v = zeros + p.v_leak.detach().to(device=device, dtype=dtype)
-    return LIFAdExFeedForwardState(v=v, i=zeros, a=zeros)
-
-
-def initial_state(
-    p: LIFAdExParameters, shape: Any, device: Any = None, dtype: Any = None
-) -> LIFAdExState:
-    zeros = torch.zeros(shape, device=device, dtype=dtype)
-    v = zeros + p.v_leak.detach().to(device=device, dtype=dtype)
-    return LIFAdExState(z=zeros, v=v, i=zeros, a=zeros)
-
-
 LIF_ADEX_MODEL = snncore.NeuronModel(
     name="lif_adex",
     family="adex",
@@ -158,10 +142,9 @@ LIF_ADEX_MODEL = snncore.NeuronModel(
     parameters=LIFAdExParameters,
     feed_forward_step=lif_adex_feed_forward_step,
     feed_forward_state=LIFAdExFeedForwardState,
-    initial_feed_forward_state=initial_feed_forward_state,
     recurrent_step=lif_adex_recurrent_step,
     state=LIFAdExState,
-    initial_state=initial_state,
+    initial_values={"v": "v_leak"},
     equations=(
         "i1 = i + x;\n"
         "v1 = v + dt*tau_mem_inv*((v_leak - v) + delta_T*exp((v - v_th)/delta_T) + i1 - a);\n"
@@ -172,11 +155,14 @@ LIF_ADEX_MODEL = snncore.NeuronModel(
     ),
     units={"z": "spikes (0/1)", "v": "V", "i": "A (model units)", "a": "A (model units)"},
     reference="Brette & Gerstner, J. Neurophysiol. 94 (2005) 3637",
+    class_names={
+        "cell": "LIFAdExCell",
+        "recurrent_cell": "LIFAdExRecurrentCell",
+        "layer": "LIFAdEx",
+        "recurrent": "LIFAdExRecurrent",
+    },
 )
 
-LIFAdExCell = snncore.module_class(LIF_ADEX_MODEL, "cell", "LIFAdExCell", __name__)
-LIFAdExRecurrentCell = snncore.module_class(
-    LIF_ADEX_MODEL, "recurrent_cell", "LIFAdExRecurrentCell", __name__
+LIFAdExCell, LIFAdExRecurrentCell, LIFAdEx, LIFAdExRecurrent = snncore.module_classes(
+    LIF_ADEX_MODEL
 )
-LIFAdEx = snncore.module_class(LIF_ADEX_MODEL, "layer", "LIFAdEx", __name__)
-LIFAdExRecurrent = snncore.module_class(LIF_ADEX_MODEL, "recurrent", "LIFAdExRecurrent", __name__)

@@ -27,7 +27,7 @@ neuronal response to fluctuating inputs", J. Neurosci. 23 (2003) 11628–11640; 
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import attrs
 import torch
@@ -118,21 +118,6 @@ def lif_ex_step(
     return lif_ex_recurrent_step(current, state, p, dt)
 
 
-def initial_feed_forward_state(
-    p: LIFExParameters, shape: Any, device: Any = None, dtype: Any = None
-) -> LIFExFeedForwardState:
-    i = torch.zeros(shape, device=device, dtype=dtype)
-    return LIFExFeedForwardState(v=i + p.v_leak.detach().to(device=device, dtype=dtype), i=i)
-
-
-def initial_state(
-    p: LIFExParameters, shape: Any, device: Any = None, dtype: Any = None
-) -> LIFExState:
-    zeros = torch.zeros(shape, device=device, dtype=dtype)
-    v = zeros + p.v_leak.detach().to(device=device, dtype=dtype)
-    return LIFExState(z=zeros, v=v, i=zeros)
-
-
 LIF_EX_MODEL = snncore.NeuronModel(
     name="lif_ex",
     family="adex",
@@ -140,10 +125,9 @@ LIF_EX_MODEL = snncore.NeuronModel(
     parameters=LIFExParameters,
     feed_forward_step=lif_ex_feed_forward_step,
     feed_forward_state=LIFExFeedForwardState,
-    initial_feed_forward_state=initial_feed_forward_state,
     recurrent_step=lif_ex_recurrent_step,
     state=LIFExState,
-    initial_state=initial_state,
+    initial_values={"v": "v_leak"},
     equations=(
         "i1 = i + x;\n"
         "v1 = v + dt*tau_mem_inv*((v_leak - v) + delta_T*exp((v - v_th)/delta_T) + i1);\n"
@@ -153,11 +137,12 @@ LIF_EX_MODEL = snncore.NeuronModel(
     units={"z": "spikes (0/1)", "v": "V", "i": "A (model units)"},
     reference="Fourcaud-Trocmé et al., J. Neurosci. 23 (2003) 11628; Gerstner et al., "
     "Neuronal Dynamics (2014), ch. 5.2",
+    class_names={
+        "cell": "LIFExCell",
+        "recurrent_cell": "LIFExRecurrentCell",
+        "layer": "LIFEx",
+        "recurrent": "LIFExRecurrent",
+    },
 )
 
-LIFExCell = snncore.module_class(LIF_EX_MODEL, "cell", "LIFExCell", __name__)
-LIFExRecurrentCell = snncore.module_class(
-    LIF_EX_MODEL, "recurrent_cell", "LIFExRecurrentCell", __name__
-)
-LIFEx = snncore.module_class(LIF_EX_MODEL, "layer", "LIFEx", __name__)
-LIFExRecurrent = snncore.module_class(LIF_EX_MODEL, "recurrent", "LIFExRecurrent", __name__)
+LIFExCell, LIFExRecurrentCell, LIFEx, LIFExRecurrent = snncore.module_classes(LIF_EX_MODEL)

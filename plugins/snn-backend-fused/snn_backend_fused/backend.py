@@ -23,7 +23,7 @@ any other model or variant             the generic path: the model's step compil
 =====================================  =========================================================
 
 Selection: ``backend="auto"`` prefers ``fused`` (priority 10) only where it has a kernel — its
-``priority_for`` ranks every other request below the eager backend (-10), so ``auto`` never
+``route`` ranks every other request below the eager backend (-10), so ``auto`` never
 compiles a model behind the user's back; ``backend="fused"`` runs every model.  CPU and CUDA
 (CUDA needs Triton; the Triton kernels were verified through Triton's interpreter only, see
 docs/backend-fused.md).
@@ -37,17 +37,17 @@ the cause.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from snncore.protocols import NeuronModel
+from snn_backend_fused import generic
+from snncore.protocols import NeuronModel, Route
 
 KERNEL_DTYPES = (torch.float32, torch.float64)
 #: The Triton (CUDA) kernels' dtypes: float16 and bfloat16 are computed in float32.
 CUDA_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-#: ``priority_for`` of requests without a kernel: below the eager backend's 0.
+#: The route priority of requests without a kernel: below the eager backend's 0.
 GENERIC_PRIORITY = -10
 
 
@@ -91,34 +91,40 @@ class FusedBackend:
         "any other model through its torch.compile'd step"
     )
 
-    def implementation(self, model: NeuronModel, variant: str) -> str | None:
-        """``"kernel"`` (hand-written), ``"generic"``, or ``None`` for a variant it lacks."""
+    def route(
+        self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
+    ) -> Route:
+        """``kernel`` (a hand-written kernel, at this backend's priority) or ``generic`` (the
+        model's compiled step, ranked below the eager backend so that ``auto`` never compiles a
+        model behind the user's back), with the reason."""
         from snn_backend_fused import kernels, recurrent
 
-        if variant not in model.variants:
-            return None
-        if kernels.kernel_for(model, variant) or recurrent.kernel_for(model, variant):
-            return "kernel"
-        return "generic"
-
-    def priority_for(
-        self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
-    ) -> int:
-        """The rank ``auto`` gives this backend for a request: its priority where a kernel runs
-        it, else below the eager backend."""
-        from snn_backend_fused import kernels
-
-        if device is not None and torch.device(device).type == "cuda":  # Triton: layers only
-            if kernels.kernel_for(model, variant) is None:
-                return GENERIC_PRIORITY
-            return (
-                self.priority if dtype is None or dtype in CUDA_KERNEL_DTYPES else GENERIC_PRIORITY
+        cuda = device is not None and torch.device(device).type == "cuda"
+        kernel = kernels.kernel_for(model, variant)
+        if not cuda:
+            kernel = kernel or recurrent.kernel_for(model, variant)
+        if kernel is None:
+            where = "CUDA (Triton: layers only)" if cuda else "this model and variant"
+            return Route(
+                "generic",
+                GENERIC_PRIORITY,
+                f"no hand-written kernel for {where}: the model's step under torch.compile, "
+                f"eager until it has run {generic.COMPILE_AFTER_SECONDS:g} s",
             )
-        if self.implementation(model, variant) != "kernel":
-            return GENERIC_PRIORITY
-        if dtype is not None and dtype not in KERNEL_DTYPES:
-            return GENERIC_PRIORITY
-        return self.priority
+        dtypes = CUDA_KERNEL_DTYPES if cuda else KERNEL_DTYPES
+        if dtype is not None and dtype not in dtypes:
+            return Route(
+                "generic",
+                GENERIC_PRIORITY,
+                f"the kernel runs {', '.join(str(d) for d in dtypes)}, not {dtype}",
+            )
+        language = "Triton" if cuda else "C++"
+        return Route(
+            "kernel",
+            self.priority,
+            f"hand-written {language} kernel; calls it declines (record_states=True, a parameter "
+            "that needs a gradient, a third-party surrogate, CPU autocast) run the eager loop",
+        )
 
     def supports(
         self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
@@ -157,7 +163,7 @@ class FusedBackend:
         dt: float,
         record_states: bool,
     ) -> tuple[torch.Tensor, Any]:
-        from snn_backend_fused import generic, kernels
+        from snn_backend_fused import kernels
 
         spec = kernels.kernel_for(model, "layer")
         if spec is None:
@@ -173,23 +179,13 @@ class FusedBackend:
                 return result
         return generic.eager_layer(model, x, state, p, dt, record_states)
 
-    def run_recurrent(
-        self,
-        model: NeuronModel,
-        x: torch.Tensor,
-        state: Any,
-        p: Any,
-        dt: float,
-        input_weights: torch.Tensor,
-        recurrent_weights: torch.Tensor,
-        module_tensors: Mapping[str, torch.Tensor],
-        record_states: bool,
-    ) -> tuple[torch.Tensor, Any]:
-        from snn_backend_fused import generic, recurrent
+    def run_recurrent(self, model: NeuronModel, *args: Any) -> tuple[torch.Tensor, Any]:
+        """``args``: ``x, state, p, dt, input_weights, recurrent_weights, module_tensors,
+        record_states`` (as for :func:`snncore.loop.recurrent_loop`)."""
+        from snn_backend_fused import recurrent
 
-        request = recurrent.Request(
-            model, x, state, p, dt, input_weights, recurrent_weights, module_tensors
-        )
+        *call, record_states = args
+        request = recurrent.Request(model, *call)
         spec = recurrent.kernel_for(model, "recurrent")
         if spec is None:
             return generic.run_recurrent(*request, record_states)

@@ -33,11 +33,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from snncore import loop
 from snncore.protocols import NeuronModel
 
 MODES = ("auto", "compile", "eager")
@@ -79,92 +80,20 @@ def compile_failures() -> list[tuple[str, str]]:
     return [(variant, cause) for (_, variant), cause in _failed.items()]
 
 
-# -- the eager loop (what the torch backend does) ----------------------------------------------
-
-
-def _stack_states(states: list[Any]) -> Any:
-    first = states[0]
-    return type(first)(*(_stack_field([s[k] for s in states]) for k in range(len(first))))
-
-
-def _stack_field(values: list[Any]) -> Any:
-    if isinstance(values[0], torch.Tensor):
-        return torch.stack(values)
-    if isinstance(values[0], tuple) and hasattr(values[0], "_fields"):
-        return _stack_states(values)
-    return values
-
-
-def _layer_loop(
-    step: Callable[..., Any], x: torch.Tensor, state: Any, p: Any, dt: float, record: bool
-) -> tuple[torch.Tensor, Any]:
-    outputs, states = [], []
-    for x_t in x.unbind(0):
-        out, state = step(x_t, state, p, dt)
-        outputs.append(out)
-        if record:
-            states.append(state)
-    return torch.stack(outputs), (_stack_states(states) if record else state)
+# -- the eager loop: the core's (snncore.loop) ---------------------------------------------------
 
 
 def eager_layer(
     model: NeuronModel, x: torch.Tensor, state: Any, p: Any, dt: float, record_states: bool
 ) -> tuple[torch.Tensor, Any]:
-    """The feed-forward loop as the eager backend runs it (the model's whole-sequence function
-    when it has one and accepts, else its step over ``x.unbind(0)``)."""
-    if model.feed_forward_sequence is not None and not record_states:
-        result = model.feed_forward_sequence(x, state, p, dt)
-        if result is not None:
-            return result
-    return _layer_loop(model.feed_forward_step, x, state, p, dt, record_states)
-
-
-def _recurrent_loop(
-    step: Callable[..., Any],
-    model: NeuronModel,
-    x: torch.Tensor,
-    state: Any,
-    p: Any,
-    dt: float,
-    input_weights: torch.Tensor,
-    recurrent_weights: torch.Tensor,
-    module_tensors: Mapping[str, torch.Tensor],
-    record: bool,
-) -> tuple[torch.Tensor, Any]:
-    weigh = model.synaptic_input or torch.nn.functional.linear
-    input_currents = weigh(x, input_weights)
-    outputs, states = [], []
-    for current_t in input_currents.unbind(0):
-        out, state = step(current_t, state, p, dt, recurrent_weights, module_tensors)
-        outputs.append(out)
-        if record:
-            states.append(state)
-    return torch.stack(outputs), (_stack_states(states) if record else state)
-
-
-def _recurrent_step(model: NeuronModel) -> Callable[..., Any]:
-    """One recurrent step including the recurrent weighting, as one function to compile."""
-    step, last_spikes = model.recurrent_step, model.last_spikes
-    weigh = model.synaptic_input or torch.nn.functional.linear
-
-    def recurrent_step(
-        current_t: torch.Tensor,
-        state: Any,
-        p: Any,
-        dt: float,
-        recurrent_weights: torch.Tensor,
-        module_tensors: Mapping[str, torch.Tensor],
-    ) -> Any:
-        current = current_t + weigh(last_spikes(state), recurrent_weights)
-        return step(current, state, p, dt, **module_tensors)
-
-    return recurrent_step
+    """The feed-forward loop as the eager backend runs it (:func:`snncore.loop.run_layer`)."""
+    return loop.run_layer(model, x, state, p, dt, record_states)
 
 
 def eager_recurrent(model: NeuronModel, *args: Any) -> tuple[torch.Tensor, Any]:
     """The recurrent loop as the eager backend runs it, for the calls a recurrent kernel
     declines (``args``: those of :func:`run_recurrent` after the model)."""
-    return _recurrent_loop(_recurrent_step(model), model, *args)
+    return loop.run_recurrent(model, *args)
 
 
 # -- the compiled step --------------------------------------------------------------------------
@@ -177,7 +106,11 @@ def _compiled_step(model: NeuronModel, variant: str) -> Callable[..., Any] | Non
     with _lock:
         found = _compiled.get(key)
         if found is None:
-            plain = model.feed_forward_step if variant == "layer" else _recurrent_step(model)
+            plain = (
+                model.feed_forward_step
+                if variant == "layer"
+                else loop.recurrent_step_function(model)
+            )
             found = torch.compile(plain, dynamic=None)
             _compiled[key] = found
     return found
@@ -232,37 +165,23 @@ def run_layer(
     compiled = _wants_compiled(model, "layer")
     if compiled is not None:
         try:
-            return _layer_loop(compiled, x, state, p, dt, record_states)
+            return loop.layer_loop(compiled, x, state, p, dt, record_states)
         except Exception as exc:
             _give_up(model, "layer", exc)
     return _timed_eager(
         model,
         "layer",
-        lambda: _layer_loop(model.feed_forward_step, x, state, p, dt, record_states),
+        lambda: loop.layer_loop(model.feed_forward_step, x, state, p, dt, record_states),
     )
 
 
-def run_recurrent(
-    model: NeuronModel,
-    x: torch.Tensor,
-    state: Any,
-    p: Any,
-    dt: float,
-    input_weights: torch.Tensor,
-    recurrent_weights: torch.Tensor,
-    module_tensors: Mapping[str, torch.Tensor],
-    record_states: bool,
-) -> tuple[torch.Tensor, Any]:
-    """The generic recurrent path: the compiled step (with ``W_rec·z``) over time, else eager."""
-    args = (model, x, state, p, dt, input_weights, recurrent_weights, module_tensors)
+def run_recurrent(model: NeuronModel, *args: Any) -> tuple[torch.Tensor, Any]:
+    """The generic recurrent path: the compiled step (with ``W_rec·z``) over time, else eager;
+    ``args`` as for :func:`snncore.loop.recurrent_loop` after the model."""
     compiled = _wants_compiled(model, "recurrent")
     if compiled is not None:
         try:
-            return _recurrent_loop(compiled, *args, record_states)
+            return loop.recurrent_loop(compiled, model, *args)
         except Exception as exc:
             _give_up(model, "recurrent", exc)
-    return _timed_eager(
-        model,
-        "recurrent",
-        lambda: _recurrent_loop(_recurrent_step(model), *args, record_states),
-    )
+    return _timed_eager(model, "recurrent", lambda: loop.run_recurrent(model, *args))

@@ -189,14 +189,12 @@ def kernel_for(model: Any, variant: str) -> KernelSpec | None:
 
 
 def surrogate_index(method: Any) -> int | None:
-    """The kernels' number of a built-in surrogate (aliases included), else ``None``."""
-    if not isinstance(method, str):
-        return None
+    """The kernels' number of a built-in surrogate (a name, alias or resolved
+    :class:`snncore.Surrogate`), else ``None``."""
     from snncore import surrogates
-    from snncore.api import get_surrogate
 
     try:
-        derivative = get_surrogate(method).derivative
+        derivative = surrogates.resolve_surrogate(method).derivative
     except Exception:
         return None
     for surrogate, _aliases in surrogates.BUILTIN:

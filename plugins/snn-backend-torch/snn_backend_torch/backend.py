@@ -1,37 +1,16 @@
-"""Eager backend: calls the model's step function once per time step, in PyTorch.
+"""Eager backend: the core's time loop (:mod:`snncore.loop`) in plain PyTorch.
 
-Runs every model, variant, device and floating dtype.  The loop walks ``x.unbind(0)`` rather than
-indexing ``x[t]``: the backward of each index op fills a zero tensor as large as all of ``x``,
-which makes back-propagation through T steps cost O(T²); ``unbind`` has one backward for the
-whole sequence.  A model may supply ``feed_forward_sequence`` (all steps in one call, with its
-own backward); it is used when states are not recorded and the model accepts.  For recurrent
-layers ``W_in·x`` is one matrix product over all steps before the loop (or the model's
-``synaptic_input(x, W_in)``, likewise over all steps).  Outputs are collected in a list and
-stacked once.
+Runs every model, variant, device and floating dtype: a feed-forward layer through the model's
+whole-sequence function when it has one and accepts the call, else its step once per time step;
+a recurrent layer with ``W_in·x`` for all steps at once and ``W_rec·z`` per step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import torch
-
-from snncore.protocols import NeuronModel
-
-
-def _stack_states(states: list[Any]) -> Any:
-    """A list of per-step state records -> one record of time-stacked tensors."""
-    first = states[0]
-    return type(first)(*(_stack_field([s[k] for s in states]) for k in range(len(first))))
-
-
-def _stack_field(values: list[Any]) -> Any:
-    if isinstance(values[0], torch.Tensor):
-        return torch.stack(values)
-    if isinstance(values[0], tuple) and hasattr(values[0], "_fields"):
-        return _stack_states(values)
-    return values
+from snncore import loop
+from snncore.protocols import NeuronModel, Route
 
 
 class TorchBackend:
@@ -50,48 +29,16 @@ class TorchBackend:
             return f"dtype {dtype} is not floating point"
         return None
 
-    def run_layer(
-        self,
-        model: NeuronModel,
-        x: torch.Tensor,
-        state: Any,
-        p: Any,
-        dt: float,
-        record_states: bool,
-    ) -> tuple[torch.Tensor, Any]:
-        if model.feed_forward_sequence is not None and not record_states:
-            result = model.feed_forward_sequence(x, state, p, dt)
-            if result is not None:
-                return result
-        step = model.feed_forward_step
-        outputs, states = [], []
-        for x_t in x.unbind(0):
-            out, state = step(x_t, state, p, dt)
-            outputs.append(out)
-            if record_states:
-                states.append(state)
-        return torch.stack(outputs), (_stack_states(states) if record_states else state)
+    def route(
+        self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
+    ) -> Route:
+        if variant == "recurrent":
+            return Route("step-loop", self.priority, "W_in·x for all steps, then the step per step")
+        name, reason = loop.layer_route(model)
+        return Route(name, self.priority, reason)
 
-    def run_recurrent(
-        self,
-        model: NeuronModel,
-        x: torch.Tensor,
-        state: Any,
-        p: Any,
-        dt: float,
-        input_weights: torch.Tensor,
-        recurrent_weights: torch.Tensor,
-        module_tensors: Mapping[str, torch.Tensor],
-        record_states: bool,
-    ) -> tuple[torch.Tensor, Any]:
-        step, last_spikes = model.recurrent_step, model.last_spikes
-        weigh = model.synaptic_input or torch.nn.functional.linear
-        input_currents = weigh(x, input_weights)
-        outputs, states = [], []
-        for current_t in input_currents.unbind(0):
-            current = current_t + weigh(last_spikes(state), recurrent_weights)
-            out, state = step(current, state, p, dt, **module_tensors)
-            outputs.append(out)
-            if record_states:
-                states.append(state)
-        return torch.stack(outputs), (_stack_states(states) if record_states else state)
+    #: ``run_layer(model, x, state, p, dt, record_states)``: the core's loop itself.
+    run_layer = staticmethod(loop.run_layer)
+    #: ``run_recurrent(model, x, state, p, dt, input_weights, recurrent_weights, module_tensors,
+    #: record_states)``.
+    run_recurrent = staticmethod(loop.run_recurrent)

@@ -165,22 +165,6 @@ def coba_lif_step(
     return coba_lif_recurrent_step(conductance, state, p, dt)
 
 
-def initial_feed_forward_state(
-    p: CobaLIFParameters, shape: Any, device: Any = None, dtype: Any = None
-) -> CobaLIFFeedForwardState:
-    zeros = torch.zeros(shape, device=device, dtype=dtype)
-    v = zeros + p.v_rest.detach().to(device=device, dtype=dtype)
-    return CobaLIFFeedForwardState(v=v, g_e=zeros, g_i=zeros)
-
-
-def initial_state(
-    p: CobaLIFParameters, shape: Any, device: Any = None, dtype: Any = None
-) -> CobaLIFState:
-    zeros = torch.zeros(shape, device=device, dtype=dtype)
-    v = zeros + p.v_rest.detach().to(device=device, dtype=dtype)
-    return CobaLIFState(z=zeros, v=v, g_e=zeros, g_i=zeros)
-
-
 COBA_LIF_MODEL = snncore.NeuronModel(
     name="coba_lif",
     family="coba",
@@ -188,10 +172,9 @@ COBA_LIF_MODEL = snncore.NeuronModel(
     parameters=CobaLIFParameters,
     feed_forward_step=coba_lif_feed_forward_step,
     feed_forward_state=CobaLIFFeedForwardState,
-    initial_feed_forward_state=initial_feed_forward_state,
     recurrent_step=coba_lif_recurrent_step,
     state=CobaLIFState,
-    initial_state=initial_state,
+    initial_values={"v": "v_rest"},
     synaptic_input=coba_synaptic_input,
     equations=(
         "g_e1 = max(g_e + relu(x), 0);  g_i1 = max(g_i + relu(-x), 0)\n"
@@ -207,16 +190,17 @@ COBA_LIF_MODEL = snncore.NeuronModel(
         "g_i": "S (model units)",
     },
     reference="Destexhe, Rudolph & Paré, Nat. Rev. Neurosci. 4 (2003) 739",
+    class_names={
+        "cell": "CobaLIFFeedForwardCell",
+        "recurrent_cell": "CobaLIFRecurrentCell",
+        "layer": "CobaLIF",
+        "recurrent": "CobaLIFRecurrent",
+    },
 )
 
-CobaLIFFeedForwardCell = snncore.module_class(
-    COBA_LIF_MODEL, "cell", "CobaLIFFeedForwardCell", __name__
+CobaLIFFeedForwardCell, CobaLIFRecurrentCell, CobaLIF, CobaLIFRecurrent = snncore.module_classes(
+    COBA_LIF_MODEL
 )
-CobaLIFRecurrentCell = snncore.module_class(
-    COBA_LIF_MODEL, "recurrent_cell", "CobaLIFRecurrentCell", __name__
-)
-CobaLIF = snncore.module_class(COBA_LIF_MODEL, "layer", "CobaLIF", __name__)
-CobaLIFRecurrent = snncore.module_class(COBA_LIF_MODEL, "recurrent", "CobaLIFRecurrent", __name__)
 
 
 class CobaLIFCell(CobaLIFRecurrentCell):  # type: ignore[misc, valid-type]

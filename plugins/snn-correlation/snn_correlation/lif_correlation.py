@@ -214,14 +214,13 @@ LIF_CORRELATION_MODEL = snncore.NeuronModel(
         "recurrent_correlation_state": "post_pre (0/1), traces (counts), (batch, hidden, hidden)",
     },
     reference="Friedmann et al., IEEE Trans. Biomed. Circuits Syst. 11(1) 2017 (sensor)",
+    class_names={
+        "recurrent_cell": "LIFRecurrentCorrelationCell",
+        "recurrent": "LIFRecurrentCorrelation",
+    },
 )
 
-LIFRecurrentCorrelationCell = snncore.module_class(
-    LIF_CORRELATION_MODEL, "recurrent_cell", "LIFRecurrentCorrelationCell", __name__
-)
-LIFRecurrentCorrelation = snncore.module_class(
-    LIF_CORRELATION_MODEL, "recurrent", "LIFRecurrentCorrelation", __name__
-)
+LIFRecurrentCorrelationCell, LIFRecurrentCorrelation = snncore.module_classes(LIF_CORRELATION_MODEL)
 
 
 def _check_tensor(name: str, value: Any, shape: tuple[int, ...], dtype: Any = None) -> None:

@@ -58,11 +58,6 @@ def li_step(
     )
 
 
-def initial_state(p: LIParameters, shape: Any, device: Any = None, dtype: Any = None) -> LIState:
-    i = torch.zeros(shape, device=device, dtype=dtype)
-    return LIState(v=i + p.v_leak.detach().to(device=device, dtype=dtype), i=i)
-
-
 LI_MODEL = snncore.NeuronModel(
     name="li",
     family="lif",
@@ -70,17 +65,17 @@ LI_MODEL = snncore.NeuronModel(
     parameters=LIParameters,
     feed_forward_step=li_feed_forward_step,
     feed_forward_state=LIState,
-    initial_feed_forward_state=initial_state,
+    initial_values={"v": "v_leak"},
     output="voltage",
     equations=(
         "i1 = i + x;  v' = v + dt*tau_mem_inv*((v_leak - v) + i1);  i' = i1 - dt*tau_syn_inv*i1;"
         "  out = v'"
     ),
     units={"v": "V", "i": "A (model units)"},
+    class_names={"cell": "LICell", "layer": "LI"},
 )
 
-LICell = snncore.module_class(LI_MODEL, "cell", "LICell", __name__)
-LI = snncore.module_class(LI_MODEL, "layer", "LI", __name__)
+LICell, LI = snncore.module_classes(LI_MODEL)
 
 
 class LILinearCell(LICell):

@@ -164,9 +164,12 @@ LIF_MODEL = snncore.NeuronModel(
     ),
     units={"z": "spikes (0/1)", "v": "V", "i": "A (model units)"},
     reference="Gerstner et al., Neuronal Dynamics (2014), ch. 1",
+    class_names={
+        "cell": "LIFCell",
+        "recurrent_cell": "LIFRecurrentCell",
+        "layer": "LIF",
+        "recurrent": "LIFRecurrent",
+    },
 )
 
-LIFCell = snncore.module_class(LIF_MODEL, "cell", "LIFCell", __name__)
-LIFRecurrentCell = snncore.module_class(LIF_MODEL, "recurrent_cell", "LIFRecurrentCell", __name__)
-LIF = snncore.module_class(LIF_MODEL, "layer", "LIF", __name__)
-LIFRecurrent = snncore.module_class(LIF_MODEL, "recurrent", "LIFRecurrent", __name__)
+LIFCell, LIFRecurrentCell, LIF, LIFRecurrent = snncore.module_classes(LIF_MODEL)

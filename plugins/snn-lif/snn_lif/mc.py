@@ -66,9 +66,7 @@ LIF_MC_MODEL = snncore.NeuronModel(
     module_tensors={"g_coupling": _init_g_coupling},
     equations="(z, v_lif, i') = LIF step;  v' = v_lif + dt*(g_coupling @ v_lif)",
     units={"z": "spikes (0/1)", "v": "V", "i": "A (model units)", "g_coupling": "1/s"},
+    class_names={"recurrent_cell": "LIFMCRecurrentCell", "recurrent": "LIFMCRecurrent"},
 )
 
-LIFMCRecurrentCell = snncore.module_class(
-    LIF_MC_MODEL, "recurrent_cell", "LIFMCRecurrentCell", __name__
-)
-LIFMCRecurrent = snncore.module_class(LIF_MC_MODEL, "recurrent", "LIFMCRecurrent", __name__)
+LIFMCRecurrentCell, LIFMCRecurrent = snncore.module_classes(LIF_MC_MODEL)

@@ -187,11 +187,12 @@ LSNN_MODEL = snncore.NeuronModel(
     units={"z": "spikes (0/1)", "v": "V", "i": "A (model units)", "b": "V (threshold)"},
     reference="Bellec et al., Long short-term memory and learning-to-learn in networks of "
     "spiking neurons, NeurIPS 2018",
+    class_names={
+        "cell": "LSNNCell",
+        "recurrent_cell": "LSNNRecurrentCell",
+        "layer": "LSNN",
+        "recurrent": "LSNNRecurrent",
+    },
 )
 
-LSNNCell = snncore.module_class(LSNN_MODEL, "cell", "LSNNCell", __name__)
-LSNNRecurrentCell = snncore.module_class(
-    LSNN_MODEL, "recurrent_cell", "LSNNRecurrentCell", __name__
-)
-LSNN = snncore.module_class(LSNN_MODEL, "layer", "LSNN", __name__)
-LSNNRecurrent = snncore.module_class(LSNN_MODEL, "recurrent", "LSNNRecurrent", __name__)
+LSNNCell, LSNNRecurrentCell, LSNN, LSNNRecurrent = snncore.module_classes(LSNN_MODEL)

@@ -132,11 +132,10 @@ LIF_MC_REFRAC_MODEL = snncore.NeuronModel(
     ),
     units={**UNITS, "g_coupling": "1 (per step)"},
     reference="Gerstner et al., Neuronal Dynamics (2014), ch. 1",
+    class_names={
+        "recurrent_cell": "LIFMCRefracRecurrentCell",
+        "recurrent": "LIFMCRefracRecurrent",
+    },
 )
 
-LIFMCRefracRecurrentCell = snncore.module_class(
-    LIF_MC_REFRAC_MODEL, "recurrent_cell", "LIFMCRefracRecurrentCell", __name__
-)
-LIFMCRefracRecurrent = snncore.module_class(
-    LIF_MC_REFRAC_MODEL, "recurrent", "LIFMCRefracRecurrent", __name__
-)
+LIFMCRefracRecurrentCell, LIFMCRefracRecurrent = snncore.module_classes(LIF_MC_REFRAC_MODEL)

@@ -177,13 +177,14 @@ LIF_REFRAC_MODEL = snncore.NeuronModel(
     ),
     units=UNITS,
     reference="Gerstner et al., Neuronal Dynamics (2014), ch. 1",
+    class_names={
+        "cell": "LIFRefracCell",
+        "recurrent_cell": "LIFRefracRecurrentCell",
+        "layer": "LIFRefrac",
+        "recurrent": "LIFRefracRecurrent",
+    },
 )
 
-LIFRefracCell = snncore.module_class(LIF_REFRAC_MODEL, "cell", "LIFRefracCell", __name__)
-LIFRefracRecurrentCell = snncore.module_class(
-    LIF_REFRAC_MODEL, "recurrent_cell", "LIFRefracRecurrentCell", __name__
-)
-LIFRefrac = snncore.module_class(LIF_REFRAC_MODEL, "layer", "LIFRefrac", __name__)
-LIFRefracRecurrent = snncore.module_class(
-    LIF_REFRAC_MODEL, "recurrent", "LIFRefracRecurrent", __name__
+LIFRefracCell, LIFRefracRecurrentCell, LIFRefrac, LIFRefracRecurrent = snncore.module_classes(
+    LIF_REFRAC_MODEL
 )

@@ -224,8 +224,8 @@ def test_a_third_party_model_runs_on_the_generic_path(
 
     snncore.register_plugin(SimpleNamespace(register_models=register_models), name="snn-third")
     fused_backend = snncore.get_backend("fused")
-    assert fused_backend.implementation(model, "layer") == "generic"
-    assert fused_backend.priority_for(model, "layer", "cpu", torch.float32) < 0  # auto: torch
+    assert fused_backend.route(model, "layer").name == "generic"
+    assert fused_backend.route(model, "layer", "cpu", torch.float32).priority < 0  # auto: torch
     generic_mode("eager")
     fused, eager = _pair("leaky-fused-test", "layer")
     x = 60.0 * torch.rand(30, 2, 4, dtype=torch.float64)

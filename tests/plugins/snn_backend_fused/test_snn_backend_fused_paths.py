@@ -93,7 +93,7 @@ def test_auto_picks_fused_only_where_a_kernel_runs(library: Any) -> None:
     assert "CPU and CUDA only, not mps" in str(mps)  # CUDA: test_snn_backend_fused_triton.py
     assert "no 'recurrent' variant" in str(fused.supports(snncore.get_model("li"), "recurrent"))
     lif_mc = snncore.get_model("lif_mc")  # recurrent, no kernel: generic, so auto takes torch
-    assert fused.priority_for(lif_mc, "recurrent", "cpu", torch.float32) < 0
+    assert fused.route(lif_mc, "recurrent", "cpu", torch.float32).priority < 0
 
 
 def test_explicit_fused_runs_half_precision_on_the_generic_path(library: Any) -> None:

@@ -345,9 +345,9 @@ def test_implementation_and_priority(library: Any) -> None:
     fused = snncore.get_backend("fused")
     for name in CASES:
         model = snncore.get_model(name)
-        assert fused.implementation(model, "recurrent") == "kernel"
-        assert fused.priority_for(model, "recurrent", "cpu", torch.float32) > 0
-        assert fused.priority_for(model, "recurrent", "cpu", torch.bfloat16) < 0
+        assert fused.route(model, "recurrent").name == "kernel"
+        assert fused.route(model, "recurrent", "cpu", torch.float32).priority > 0
+        assert fused.route(model, "recurrent", "cpu", torch.bfloat16).priority < 0
 
 
 @pytest.mark.parametrize("name", list(CASES))

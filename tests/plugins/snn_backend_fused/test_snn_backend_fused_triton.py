@@ -220,11 +220,11 @@ def test_cuda_requests_need_triton(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fused.supports(lif, "layer", cuda, torch.bfloat16) is None
     # auto ranks fused first on CUDA exactly where a Triton kernel runs the request
     for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        assert fused.priority_for(lif, "layer", cuda, dtype) == fused.priority
-    assert fused.priority_for(izhikevich, "layer", cuda, torch.float32) < 0
-    assert fused.priority_for(snncore.get_model("lsnn"), "recurrent", cuda, torch.float32) < 0
+        assert fused.route(lif, "layer", cuda, dtype).priority == fused.priority
+    assert fused.route(izhikevich, "layer", cuda, torch.float32).priority < 0
+    assert fused.route(snncore.get_model("lsnn"), "recurrent", cuda, torch.float32).priority < 0
     # on the CPU half precision still takes the generic path
-    assert fused.priority_for(lif, "layer", torch.device("cpu"), torch.bfloat16) < 0
+    assert fused.route(lif, "layer", torch.device("cpu"), torch.bfloat16).priority < 0
 
 
 @needs_triton

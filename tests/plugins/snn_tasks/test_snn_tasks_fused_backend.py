@@ -67,9 +67,9 @@ def test_memory_net_with_fused_agrees_with_torch(
     ]
     lif, lsnn = pair[0].net.lif, pair[0].net.lsnn
     fused = snncore.get_backend("fused")
-    assert fused.implementation(lif.model, "recurrent") == "kernel"
+    assert fused.route(lif.model, "recurrent").name == "kernel"
     expected = "generic" if adaptation_gradient else "kernel"  # its own step: no kernel
-    assert fused.implementation(lsnn.model, "recurrent") == expected
+    assert fused.route(lsnn.model, "recurrent").name == expected
     _assert_same(pair, lambda m: m._recall((x, targets))[0])
     kernels_expected = {"lif_recurrent recurrent", "li kernels"} | (
         set() if adaptation_gradient else {"lsnn_recurrent recurrent"}

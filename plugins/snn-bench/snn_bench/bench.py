@@ -39,6 +39,9 @@ from typing import Any
 
 import torch
 
+import snncore
+from snncore.backends import backends_supporting
+
 #: Our model name -> the reference library's layer class of the same model.
 REFERENCE_LAYERS = {
     "lif": "LIF",
@@ -247,11 +250,8 @@ def run_bench(
     slow_seconds: float = 5.0,
 ) -> dict[str, Any]:
     """Time every candidate; print a table unless ``echo`` is None; return the results."""
-    from snncore.api import create, get_model
-    from snncore.backends import backends_supporting
-
     say = echo or (lambda _line: None)
-    model = get_model(model_name)
+    model = snncore.get_model(model_name)
     if "layer" not in model.variants:
         raise ValueError(
             f"model {model_name!r} has no feed-forward layer to benchmark; it offers "
@@ -265,7 +265,7 @@ def run_bench(
 
     candidates: dict[str, Runner] = {}
     for backend in backends_supporting(model, "layer", dev, x.dtype):
-        layer = create(model_name, variant="layer", backend=backend.name).to(dev)
+        layer = snncore.create(model_name, variant="layer", backend=backend.name).to(dev)
         candidates[f"snncore/{backend.name}"] = lambda xi, layer=layer: layer(xi)[0]
     missing: list[str] = []
     if peers:
