@@ -80,6 +80,23 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def compiler_support(model: NeuronModel, dtype: Any = None, traced: bool = False) -> str | None:
+    """Why the model's feed-forward layer gets no generated kernel, or ``None``.  Without
+    ``traced`` only what is known without tracing (the step exists, the dtype) is checked, so
+    that listings stay cheap; with it the step is traced for the model's default parameters."""
+    from snn_backend_fused.compiler import kernel as generated
+
+    if model.feed_forward_step is None:
+        return "the model has no feed-forward step"
+    if dtype is not None and dtype not in generated.DTYPES:
+        return f"the generated kernels run float32 and float64, not {dtype}"
+    if not traced:
+        return None
+    p = model.parameters()
+    result = generated.trace_layer(model, p, 0.001, (3,))
+    return result if isinstance(result, str) else None
+
+
 class FusedBackend:
     """Whole-sequence CPU kernels; a compiled generic path for every other model."""
 
@@ -94,22 +111,37 @@ class FusedBackend:
     def route(
         self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
     ) -> Route:
-        """``kernel`` (a hand-written kernel, at this backend's priority) or ``generic`` (the
-        model's compiled step, ranked below the eager backend so that ``auto`` never compiles a
-        model behind the user's back), with the reason."""
+        """``generated`` (the model's step compiled to C++, CPU layers), ``kernel`` (a
+        hand-written kernel: CUDA layers, CPU recurrent layers of lif and lsnn), both at this
+        backend's priority, or ``generic`` (the model's compiled step, ranked below the eager
+        backend so that ``auto`` never compiles a model with torch.compile behind the user's
+        back), with the reason."""
         from snn_backend_fused import kernels, recurrent
 
         cuda = device is not None and torch.device(device).type == "cuda"
-        kernel = kernels.kernel_for(model, variant)
-        if not cuda:
-            kernel = kernel or recurrent.kernel_for(model, variant)
+        if variant == "layer" and not cuda:
+            reason = compiler_support(model, dtype, traced=device is not None)
+            if reason is None:
+                return Route(
+                    "generated",
+                    self.priority,
+                    "C++ generated from the model's step (explicit SIMD, whole time loop, "
+                    "derived backward); calls it declines (record_states=True, a parameter that "
+                    "needs a gradient, CPU autocast) run the eager loop",
+                )
+            fallback = f"no generated kernel ({reason})"
+        else:
+            fallback = "no generated kernel for this variant yet"
+        kernel = (
+            kernels.kernel_for(model, variant) if cuda else recurrent.kernel_for(model, variant)
+        )
         if kernel is None:
             where = "CUDA (Triton: layers only)" if cuda else "this model and variant"
             return Route(
                 "generic",
                 GENERIC_PRIORITY,
-                f"no hand-written kernel for {where}: the model's step under torch.compile, "
-                f"eager until it has run {generic.COMPILE_AFTER_SECONDS:g} s",
+                f"{fallback}; no hand-written kernel for {where}: the model's step under "
+                f"torch.compile, eager until it has run {generic.COMPILE_AFTER_SECONDS:g} s",
             )
         dtypes = CUDA_KERNEL_DTYPES if cuda else KERNEL_DTYPES
         if dtype is not None and dtype not in dtypes:
@@ -165,16 +197,22 @@ class FusedBackend:
     ) -> tuple[torch.Tensor, Any]:
         from snn_backend_fused import kernels
 
+        if x.device.type == "cpu":
+            from snn_backend_fused.compiler import kernel as generated
+
+            reason = generated.decline(model, x, state, p, record_states)
+            if reason is None:
+                result = generated.run_layer(model, x, state, p, dt)
+                if not isinstance(result, str):
+                    return result
+            return generic.eager_layer(model, x, state, p, dt, record_states)
         spec = kernels.kernel_for(model, "layer")
         if spec is None:
             return generic.run_layer(model, x, state, p, dt, record_states)
         if not record_states:
-            if x.device.type == "cuda":
-                from snn_backend_fused import triton
+            from snn_backend_fused import triton
 
-                result = triton.run(spec, x, state, p, dt)
-            else:
-                result = kernels.run(spec, x, state, p, dt)
+            result = triton.run(spec, x, state, p, dt)
             if result is not None:
                 return result
         return generic.eager_layer(model, x, state, p, dt, record_states)

@@ -1,0 +1,317 @@
+"""Generated kernels at run time: build once per (step, ISA), cache, call through ctypes.
+
+:func:`kernel_for_layer` traces a model's feed-forward step for a module's parameters (or
+returns the reason it cannot), generates its C++ (:mod:`.cpp`), compiles it with the system's
+compiler into ``$SNN_FUSED_CACHE_DIR/gen-<hash>/libsnng.so`` (a file lock makes concurrent
+first uses build once; a stamp holding the library's size and SHA-256 is written after a
+successful build and checked before loading, so a damaged file is rebuilt, never loaded), and
+loads it.  :func:`run_layer` runs a layer through it, with an autograd function whose backward
+is the generated backward kernel.
+
+The target ISA is the machine's (``-march=native``) unless ``$SNN_FUSED_ISA`` names one
+(``x86-64-v3`` for AVX2, ``x86-64-v4`` for AVX-512, ``x86-64-v2``, ...).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from snn_backend_fused import buffers, build
+from snn_backend_fused.compiler import cpp
+from snn_backend_fused.compiler.trace import Traced, Untraceable, parameter_kind, trace_step
+from snncore.parameters import tensor_items
+
+FLAGS = ("-O3", "-std=c++17", "-fPIC", "-fopenmp", "-ffp-contract=off", "-fno-math-errno")
+DTYPES = {torch.float32: "f32", torch.float64: "f64"}
+
+_lock = threading.Lock()
+_kernels: dict[str, Any] = {}
+_traces: dict[tuple[Any, ...], Traced | str] = {}
+#: Seconds each generated library took to build in this process (0 when it came from the cache).
+build_seconds: dict[str, float] = {}
+
+
+def isa() -> str:
+    """The ``-march`` the kernels are built for."""
+    return os.environ.get("SNN_FUSED_ISA", "").strip() or "native"
+
+
+def libmvec_functions() -> set[str]:
+    """The vector math functions glibc's libmvec offers here (empty off x86-64 glibc)."""
+    try:
+        library = ctypes.CDLL("libmvec.so.1")
+    except OSError:
+        return set()
+    return {name for name in cpp.VECTOR_MATH.values() if hasattr(library, f"_ZGVdN4v_{name}")}
+
+
+def compile_flags(march: str | None = None) -> list[str]:
+    return [*FLAGS, f"-march={march or isa()}"]
+
+
+def compile_source(
+    source: str, target: Path, march: str | None = None, shared: bool = True
+) -> None:
+    """Compile ``source`` into ``target`` (a shared library, or an object with ``shared=False``)."""
+    compiler = build.find_compiler()
+    with tempfile.TemporaryDirectory(prefix="gen-", dir=target.parent) as tmp:
+        path = Path(tmp) / "kernel.cpp"
+        path.write_text(source)
+        out = Path(tmp) / target.name
+        cmd = [compiler, *compile_flags(march), str(path), "-o", str(out)]
+        cmd += (
+            ["-shared", "-lmvec"]
+            if shared and libmvec_functions()
+            else (["-shared"] if shared else ["-c"])
+        )
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+            raise build.FusedBuildError(f"compiling a generated kernel failed:\n{tail}")
+        os.replace(out, target)
+
+
+def _stamp(path: Path) -> str:
+    data = path.read_bytes()
+    return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
+
+
+def load_source(source: str) -> Any:
+    """The loaded library of ``source``, built (once, under a file lock) if not cached."""
+    compiler = build.find_compiler()
+    digest = hashlib.sha256()
+    for part in (source, compiler, build._compiler_version(compiler), " ".join(compile_flags())):
+        digest.update(part.encode() + b"\0")
+    if isa() == "native":
+        digest.update(build._cpu_flags().encode())
+    key = digest.hexdigest()[:20]
+    with _lock:
+        if key in _kernels:
+            return _kernels[key]
+        directory = build.cache_root() / f"gen-{key}"
+        target, stamp = directory / "libsnng.so", directory / "libsnng.stamp"
+        started = time.perf_counter()
+        built = False
+        directory.mkdir(parents=True, exist_ok=True)
+        import fcntl
+
+        with open(directory / "build.lock", "w") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            valid = target.exists() and stamp.exists() and stamp.read_text() == _stamp(target)
+            if not valid:
+                compile_source(source, target)
+                stamp.write_text(_stamp(target))
+                built = True
+        build_seconds[key] = time.perf_counter() - started if built else 0.0
+        library = ctypes.CDLL(str(target))
+        _declare(library)
+        _kernels[key] = library
+        return library
+
+
+def _declare(library: Any) -> None:
+    i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+    for d in DTYPES.values():
+        forward = getattr(library, f"snng_forward_{d}")
+        forward.restype = c_int
+        forward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, c_int]
+        backward = getattr(library, f"snng_backward_{d}")
+        backward.restype = c_int
+        backward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, c_int]
+
+
+# -- tracing per model and parameter layout ------------------------------------------------------
+
+
+def trace_layer(model: Any, p: Any, dt: float, features: tuple[int, ...]) -> Traced | str:
+    """The traced feed-forward step of ``model`` for parameters laid out like ``p``, or the
+    reason it cannot be compiled (remembered per model, layout and dt)."""
+    tensors = dict(tensor_items(p))
+    kinds = tuple(parameter_kind(v, features) for v in tensors.values())
+    if None in kinds:
+        odd = [n for n, k in zip(tensors, kinds, strict=True) if k is None]
+        return f"parameter(s) {odd} are neither scalars nor one value per neuron"
+    methods = tuple(str(getattr(v, "name", v)) for _, v in _methods(p))
+    general = (id(model), kinds, methods, len(features))
+    found = _traces.get(general)
+    if isinstance(found, Traced) and not found.dt_input:  # its step needs dt as a number
+        found = _traces.get((*general, float(dt)))
+    if found is None:
+        try:
+            state = model.make_initial_state("layer", p, (2, *features), None, torch.float64)
+            found = trace_step(model.feed_forward_step, state, p, dt, features, kinds=kinds)
+        except Untraceable as exc:
+            found = f"its step cannot be compiled: {exc}"
+        if isinstance(found, Traced) and not found.dt_input:
+            _traces.setdefault(general, found)
+            _traces[(*general, float(dt))] = found
+        else:
+            _traces[general] = found
+    return found
+
+
+def _methods(p: Any) -> list[tuple[str, Any]]:
+    from snncore.parameters import method_items
+
+    return list(method_items(p))
+
+
+@attrs.frozen
+class LayerCall:
+    traced: Traced
+    library: Any
+    threads: int
+
+
+def _pointers(tensors: list[torch.Tensor]) -> Any:
+    return (ctypes.c_void_p * max(len(tensors), 1))(*[t.data_ptr() for t in tensors])
+
+
+class _GeneratedLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        call: LayerCall,
+        x: torch.Tensor,
+        params: list[torch.Tensor],
+        per_neuron: Any,
+        *state: torch.Tensor,
+    ) -> Any:  # type: ignore[override]
+        T, M = x.shape[0], x[0].numel()
+        features = int(params_features(x))
+        d = DTYPES[x.dtype]
+        x = x.contiguous()
+        out = buffers.empty(tuple(x.shape), x.dtype)
+        final = [s.detach().to(x.dtype).expand(x.shape[1:]).contiguous().clone() for s in state]
+        needs = ctx.needs_input_grad
+        keep = any(needs[1:2]) or any(needs[4:])
+        k = cpp.CHECKPOINT_EVERY
+        checkpoints = (
+            buffers.empty(((T + k - 1) // k, len(final), M), x.dtype) if keep and T else None
+        )
+        forward = getattr(call.library, f"snng_forward_{d}")
+        status = forward(
+            T,
+            M,
+            features,
+            x.data_ptr(),
+            _pointers(final),
+            _pointers(params),
+            per_neuron,
+            out.data_ptr(),
+            None if checkpoints is None else checkpoints.data_ptr(),
+            call.threads,
+        )
+        if status != 0:
+            raise RuntimeError(f"generated kernel failed with status {status}")
+        ctx.call, ctx.params, ctx.per_neuron = call, params, per_neuron
+        ctx.state_shapes = [s.shape for s in state]
+        if keep:
+            ctx.save_for_backward(x, checkpoints)
+        return (out, *final)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor, *grad_state: torch.Tensor | None) -> Any:  # type: ignore[override]
+        x, checkpoints = ctx.saved_tensors
+        call = ctx.call
+        T, M = x.shape[0], x[0].numel()
+        grad_out = (torch.zeros_like(x) if grad_out is None else grad_out).contiguous()
+        g_state = [
+            torch.zeros(x.shape[1:], dtype=x.dtype)
+            if g is None
+            else g.to(x.dtype).expand(x.shape[1:]).contiguous().clone()
+            for g in grad_state
+        ]
+        grad_x = buffers.empty(tuple(x.shape), x.dtype)
+        backward = getattr(call.library, f"snng_backward_{DTYPES[x.dtype]}")
+        status = backward(
+            T,
+            M,
+            int(params_features(x)),
+            x.data_ptr(),
+            checkpoints.data_ptr(),
+            _pointers(ctx.params),
+            ctx.per_neuron,
+            grad_out.data_ptr(),
+            _pointers(g_state),
+            grad_x.data_ptr(),
+            call.threads,
+        )
+        if status != 0:
+            raise RuntimeError(f"generated backward kernel failed with status {status}")
+        g_state = [g.sum_to_size(shape) for g, shape in zip(g_state, ctx.state_shapes, strict=True)]
+        return (None, grad_x, None, None, *g_state)
+
+
+def params_features(x: torch.Tensor) -> int:
+    """Neurons per batch entry: the product of ``x``'s feature dimensions."""
+    n = 1
+    for d in x.shape[2:]:
+        n *= d
+    return n
+
+
+def decline(model: Any, x: torch.Tensor, state: Any, p: Any, record_states: bool) -> str | None:
+    """Why the generated kernel does not run this call (then the eager loop does), or ``None``."""
+    if record_states:
+        return "record_states=True needs every step's state"
+    if x.device.type != "cpu":
+        return f"the generated C++ kernels run on the CPU, not {x.device.type}"
+    if x.dtype not in DTYPES:
+        return f"the generated kernels run float32 and float64, not {x.dtype}"
+    if x.dim() < 2:
+        return "the input has no batch dimension"
+    if torch.is_autocast_enabled("cpu"):
+        return "CPU autocast is on"
+    for name, value in tensor_items(p):
+        if value.requires_grad and torch.is_grad_enabled():
+            return f"parameter {name} needs a gradient"
+        if value.dtype != x.dtype:
+            return f"parameter {name} is {value.dtype}, the input {x.dtype}"
+    flat = torch.utils._pytree.tree_leaves(state)
+    for value in flat:
+        if not isinstance(value, torch.Tensor) or value.dtype != x.dtype:
+            return "a state field of another dtype"
+        if torch.broadcast_shapes(value.shape, x.shape[1:]) != x.shape[1:]:
+            return "a state field that does not match the input's shape"
+    return None
+
+
+def run_layer(
+    model: Any, x: torch.Tensor, state: Any, p: Any, dt: float
+) -> tuple[torch.Tensor, Any] | str:
+    """The layer through its generated kernel, or the reason it declines."""
+    features = tuple(x.shape[2:])
+    traced = trace_layer(model, p, dt, features)
+    if isinstance(traced, str):
+        return traced
+    try:
+        library = load_source(cpp.generate(traced, libmvec_functions()))
+    except build.FusedBuildError as exc:
+        return f"its generated kernel does not build: {str(exc).splitlines()[0]}"
+    params, per_neuron = [], []
+    values = [v for _, v in tensor_items(p)]
+    if traced.dt_input:
+        values.append(torch.tensor(float(dt), dtype=torch.float64))
+    for value, kind in zip(values, traced.kinds, strict=True):
+        value = value.detach().to(x.dtype)
+        params.append(
+            value.reshape(-1).contiguous() if kind == "neuron" else value.reshape(1).contiguous()
+        )
+        per_neuron.append(1 if kind == "neuron" else 0)
+    per_neuron_array = (ctypes.c_int64 * max(len(per_neuron), 1))(*per_neuron)
+    flat, tree = torch.utils._pytree.tree_flatten(state)
+    call = LayerCall(traced, library, max(1, torch.get_num_threads()))
+    out, *final = _GeneratedLayer.apply(call, x, params, per_neuron_array, *flat)
+    return out, torch.utils._pytree.tree_unflatten(final, tree)
