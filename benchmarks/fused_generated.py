@@ -1,10 +1,10 @@
-"""Generated kernels against the eager backend (and the hand-written C++ kernels), one run.
+"""Generated kernels against the eager backend, one run.
 
 For every registered model with a feed-forward layer: forward+backward of a layer at T=500,
 B=16, N=1024 (float32, input requiring grad, a fixed upstream gradient), median of interleaved
-rounds, on the ``torch`` backend (eager), through the generated kernel, and through the
-hand-written C++ kernel where one exists.  Prints ms and speed-ups, and whether the generated
-kernel's spikes equal the eager ones on that input.
+rounds, on the ``torch`` backend (eager) and through the generated kernel.  Prints ms and
+speed-ups, and whether the generated kernel's spikes equal the eager ones on that input.  (The
+hand-written C++ layer kernels this was once compared with are gone: see docs/backend-fused.md.)
 
     .venv/bin/python benchmarks/fused_generated.py [-T 500 -B 16 -N 1024 --repeat 5]
 """
@@ -24,8 +24,7 @@ import snncore
 SCALE = {"izhikevich": 10.0, "coba_lif": 0.5, "li": 1.0}
 
 
-def _layer_runner(name: str, how: str) -> Callable[[torch.Tensor, torch.Tensor], Any] | None:
-    from snn_backend_fused import kernels
+def _layer_runner(name: str, how: str) -> Callable[[torch.Tensor, torch.Tensor], Any]:
     from snn_backend_fused.compiler import kernel as generated
 
     layer = snncore.create(name, "layer", backend="torch")
@@ -41,24 +40,12 @@ def _layer_runner(name: str, how: str) -> Callable[[torch.Tensor, torch.Tensor],
             out.backward(g)
             return out
 
-    elif how == "generated":
+    else:
 
         def run(x: torch.Tensor, g: torch.Tensor) -> Any:
             result = generated.run_layer(model, x, state_for(x), layer.parameters_now(), layer.dt)
             if isinstance(result, str):
                 raise RuntimeError(result)
-            result[0].backward(g)
-            return result[0]
-
-    else:
-        spec = kernels.kernel_for(model, "layer")
-        if spec is None:
-            return None
-
-        def run(x: torch.Tensor, g: torch.Tensor) -> Any:
-            result = kernels.run(spec, x, state_for(x), layer.parameters_now(), layer.dt)
-            if result is None:
-                raise RuntimeError("the hand-written kernel declined")
             result[0].backward(g)
             return result[0]
 
@@ -79,15 +66,11 @@ def main() -> None:
         f"layer forward+backward, T={args.T} B={args.B} N={args.N}, float32, "
         f"{torch.get_num_threads()} threads; ms (median of {args.repeat})"
     )
-    print(
-        f"{'model':<14}{'eager':>9}{'generated':>11}{'speed-up':>10}{'hand-written':>14}"
-        f"{'gen/hand':>10}  spikes equal"
-    )
+    print(f"{'model':<14}{'eager':>9}{'generated':>11}{'speed-up':>10}  spikes equal")
     for name in names:
         x = SCALE.get(name, 2.0) * torch.rand(args.T, args.B, args.N)
         g = torch.randn_like(x)
-        runners = {how: _layer_runner(name, how) for how in ("eager", "generated", "hand")}
-        runners = {k: v for k, v in runners.items() if v is not None}
+        runners = {how: _layer_runner(name, how) for how in ("eager", "generated")}
         outputs = {k: run(x.clone().requires_grad_(), g).detach() for k, run in runners.items()}
         times: dict[str, list[float]] = {k: [] for k in runners}
         for _ in range(args.repeat):
@@ -98,14 +81,9 @@ def main() -> None:
                 times[how].append(time.perf_counter() - start)
         ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
         equal = torch.equal(outputs["eager"], outputs["generated"])
-        hand = (
-            f"{ms['hand']:>14.1f}{ms['hand'] / ms['generated']:>9.2f}x"
-            if "hand" in ms
-            else f"{'-':>14}{'-':>10}"
-        )
         print(
             f"{name:<14}{ms['eager']:>9.1f}{ms['generated']:>11.1f}"
-            f"{ms['eager'] / ms['generated']:>9.1f}x{hand}  {equal}"
+            f"{ms['eager'] / ms['generated']:>9.1f}x  {equal}"
         )
 
 

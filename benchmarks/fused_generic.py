@@ -11,7 +11,8 @@ grad) through
 - ``generic``: the fused backend's generic path, the model's step compiled by ``torch.compile``
   (forced for every model here, kernel models included; the first call's time, compilation
   included, is printed as ``first``);
-- ``kernel``: the fused backend's hand-written kernel, where the model has one.
+- ``kernel``: the fused backend's kernel, where the request has one (CPU layers: generated from
+  the model's step; recurrent lif/lsnn: hand-written).
 
 Candidates run interleaved, median of ``repeat`` rounds after the warm-up.  Times in ms; the
 speed-ups are eager / generic and eager / kernel.
@@ -98,7 +99,7 @@ def main() -> None:
             "eager": _build(name, variant, "torch", args.neurons),
             "generic": _build(name, variant, GenericOnly(), args.neurons),
         }
-        if fused.route(model, variant).name == "kernel":
+        if fused.route(model, variant).name in ("kernel", "generated"):
             layers["kernel"] = _build(name, variant, "fused", args.neurons)
         first = {k: _once(layer, x, g) for k, layer in layers.items()}
         times: dict[str, list[float]] = {k: [] for k in layers}

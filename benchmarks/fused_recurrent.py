@@ -1,21 +1,25 @@
-"""The fused backend's recurrent LIF and LSNN kernels against the eager backend.
+"""The fused backend's recurrent layers (kernels generated from the models' steps) against the
+eager backend.
 
 Usage: .venv/bin/python benchmarks/fused_recurrent.py [--repeat 7] [--threads 2]
-       [--cases memory,wide] [--hidden 512,1024] [--memory]
+       [--cases memory,wide] [--hidden 512,1024] [--models lsnn,lif] [--memory]
 
 Forward+backward of a recurrent layer (``loss = Σ out·g + Σ final v``; gradients reach the input
 weights, the recurrent weights and, with ``--input-grad``, the input), both backends with the
 same weights, input and initial state, run interleaved; median of ``repeat`` rounds after one
-warm-up round.  Cases:
+warm-up round (which also builds the generated kernel, or loads it from the cache).  Cases:
 
 - ``memory``: the memory task's populations (snn_tasks.memory: input 20, hidden 10, batch 32,
   T=2400, v_th = 0.5; LSNN tau_adapt = 1.2 s, beta = 1.8), Poisson input spikes at 50 Hz;
 - ``wide``: input 128, hidden 256, batch 16, T=500, Poisson input at 100 Hz scaled to spike;
-- ``--hidden H,...``: the ``wide`` case with other hidden sizes (where the kernel stops paying).
+- ``--hidden H,...``: the ``wide`` case with other hidden sizes.
 
-Times in ms; speed-up = eager / fused.  The machine may be shared: only the ratios of one run
-mean much.  ``--memory`` adds the peak resident memory of one forward+backward beyond the inputs
-and weights, each backend in a fresh process (peak reset through /proc/self/clear_refs).
+``--models`` picks the models (default ``lsnn,lif``; any model whose recurrent layer gets a
+generated kernel: ``lif_ex``, ``lif_adex``, ``lif_refrac``, ``izhikevich`` with their default
+parameters, Izhikevich's input scaled up for its mV scale).  Times in ms; speed-up = eager /
+fused.  The machine may be shared: only the ratios of one run mean much.  ``--memory`` adds the
+peak resident memory of one forward+backward beyond the inputs and weights, each backend in a
+fresh process (peak reset through /proc/self/clear_refs).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ MEMORY_PARAMETERS: dict[str, dict[str, float]] = {
     "lif": {"v_th": 0.5},
     "lsnn": {"v_th": 0.5, "tau_adapt_inv": 1.0 / 1.2, "beta": 1.8},
 }
+#: Input scale factors of models whose units need more drive to spike (Izhikevich: mV).
+INPUT_GAIN = {"izhikevich": 100.0}
 
 
 def _case(
@@ -53,6 +59,11 @@ def _case(
     }
 
 
+def _gain(case: dict[str, Any]) -> float:
+    """The amplitude of an input spike."""
+    return case["scale"] * INPUT_GAIN.get(case["name"], 1.0)
+
+
 def _layers(case: dict[str, Any]) -> list[Any]:
     torch.manual_seed(0)
     layers = []
@@ -64,11 +75,16 @@ def _layers(case: dict[str, Any]) -> list[Any]:
                 backend=backend,
                 input_size=case["inputs"],
                 hidden_size=case["hidden"],
-                **MEMORY_PARAMETERS[case["name"]],
+                **MEMORY_PARAMETERS.get(case["name"], {}),
             )
         )
     layers[1].load_state_dict(layers[0].state_dict())
     return layers
+
+
+def _membrane(state: Any) -> torch.Tensor:
+    """The final state's ``v`` (``lif_refrac``: ``lif.v``)."""
+    return state.v if hasattr(state, "v") else state.lif.v
 
 
 def _once(layer: Any, x: torch.Tensor, g: torch.Tensor, input_grad: bool) -> tuple[float, float]:
@@ -76,25 +92,29 @@ def _once(layer: Any, x: torch.Tensor, g: torch.Tensor, input_grad: bool) -> tup
     x_in = x.detach().requires_grad_(input_grad)
     start = time.perf_counter()
     out, final = layer(x_in)
-    ((out * g).sum() + final.v.sum()).backward()
+    ((out * g).sum() + _membrane(final).sum()).backward()
     return time.perf_counter() - start, float(out.detach().mean())
+
+
+def _check_generated(layer: Any, x: torch.Tensor) -> None:
+    """The fused layer's calls run the generated kernel (not declined, not the generic path)."""
+    from snn_backend_fused.compiler import kernel
+
+    route = snncore.get_backend("fused").route(layer.model, "recurrent", x.device, x.dtype)
+    assert route.name == "generated", f"{layer.model.name}: {route.reason}"
+    p = layer.parameters_now()
+    state = layer._initial_recurrent_state(p, x)
+    reason = kernel.decline_recurrent(x, state, p, layer.record_states)
+    assert reason is None, f"the generated kernel declines: {reason}"
 
 
 def run_case(case: dict[str, Any], repeat: int, input_grad: bool) -> dict[str, float]:
     generator = torch.Generator().manual_seed(1)
     shape = (case["steps"], case["batch"], case["inputs"])
-    x = case["scale"] * (torch.rand(shape, generator=generator) < case["rate"]).float()
+    x = _gain(case) * (torch.rand(shape, generator=generator) < case["rate"]).float()
     g = torch.randn(case["steps"], case["batch"], case["hidden"], generator=generator)
     fused, eager = _layers(case)
-    from snn_backend_fused import recurrent
-
-    spec = recurrent.kernel_for(fused.model, "recurrent")
-    state = fused._initial_recurrent_state(fused.parameters_now(), x)
-    request = recurrent.Request(
-        fused.model, x, state, fused.p, fused.dt, fused.input_weights, fused.recurrent_weights,
-        fused.module_tensors(),
-    )  # fmt: skip
-    assert spec is not None and recurrent.prepare(spec, request) is not None, "kernel declines"
+    _check_generated(fused, x)
     times: dict[str, list[float]] = {"fused": [], "torch": []}
     rate = 0.0
     for round_ in range(repeat + 1):
@@ -119,7 +139,7 @@ def _measure_memory(spec: str) -> None:
     layer = _layers(case)[0 if backend == "fused" else 1]
     _once(layer, torch.rand(3, 2, case["inputs"]), torch.randn(3, 2, case["hidden"]), False)
     x = (
-        case["scale"]
+        _gain(case)
         * (torch.rand(case["steps"], case["batch"], case["inputs"]) < case["rate"]).float()
     )
     g = torch.randn(case["steps"], case["batch"], case["hidden"])
@@ -145,6 +165,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as is)")
     parser.add_argument("--cases", default="memory,wide")
+    parser.add_argument("--models", default="lsnn,lif", help="recurrent models to time")
     parser.add_argument("--hidden", default="", help="extra hidden sizes of the wide case")
     parser.add_argument("--input-grad", action="store_true", help="the input requires grad")
     parser.add_argument("--memory", action="store_true", help="peak memory, fresh processes")
@@ -155,9 +176,10 @@ def main() -> None:
         return
     if args.threads:
         torch.set_num_threads(args.threads)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
     cases = []
     for which in filter(None, args.cases.split(",")):
-        for name in ("lsnn", "lif"):
+        for name in models:
             if which == "memory":
                 cases.append(_case(name, 20, 10, 32, 2400, 0.05, 1.0))
             elif which == "wide":
@@ -165,13 +187,13 @@ def main() -> None:
             else:
                 raise SystemExit(f"unknown case {which!r} (memory, wide)")
     for hidden in filter(None, args.hidden.split(",")):
-        for name in ("lsnn", "lif"):
+        for name in models:
             cases.append(_case(name, 128, int(hidden), 16, 500, 0.1, 3.0))
     print(
         f"recurrent layers, forward+backward, cpu float32, {torch.get_num_threads()} threads, "
         f"median of {args.repeat} interleaved rounds"
     )
-    print(f"  {'model':6} {'I':>4} {'H':>5} {'B':>3} {'T':>5}  {'rate':>6}  "
+    print(f"  {'model':10} {'I':>4} {'H':>5} {'B':>3} {'T':>5}  {'rate':>6}  "
           f"{'fused ms':>9} {'eager ms':>9} {'speed-up':>8}")  # fmt: skip
     for case in cases:
         result = run_case(case, args.repeat, args.input_grad)
@@ -180,7 +202,7 @@ def main() -> None:
             fused_mib, eager_mib = (peak_memory(case, b) for b in ("fused", "torch"))
             memory = f"  peak MiB fused {fused_mib:.1f} eager {eager_mib:.1f}"
         print(
-            f"  {case['name']:6} {case['inputs']:>4} {case['hidden']:>5} {case['batch']:>3} "
+            f"  {case['name']:10} {case['inputs']:>4} {case['hidden']:>5} {case['batch']:>3} "
             f"{case['steps']:>5}  {result['rate']:6.3f}  {result['fused']:9.1f} "
             f"{result['torch']:9.1f} {result['speedup']:7.1f}x{memory}"
         )

@@ -72,7 +72,9 @@ def method_items(p: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     ``method``), descending into nested records."""
     for f in attrs.fields(type(p)):
         value = getattr(p, f.name)
-        if f.metadata.get("surrogate") or (f.name == "method" and isinstance(value, str)):
+        if f.metadata.get("surrogate") or (
+            f.name == "method" and (isinstance(value, str) or callable(value))
+        ):  # a name, or the Surrogate a module resolved it to
             yield prefix + f.name, value
         elif attrs.has(type(value)):
             yield from method_items(value, prefix + f.name + ".")

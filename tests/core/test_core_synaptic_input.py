@@ -69,7 +69,9 @@ W_REC = torch.tensor([[0.0, 5.0], [-6.0, 0.0]])
 @pytest.mark.parametrize("variant", ["recurrent_cell", "recurrent"])
 def test_custom_synaptic_input_receives_input_and_recurrent_spikes(variant):
     model = _model(split_input)
-    module = snncore.create(model, variant, input_size=2, hidden_size=2, input_weights=W_IN, recurrent_weights=W_REC)
+    module = snncore.create(
+        model, variant, input_size=2, hidden_size=2, input_weights=W_IN, recurrent_weights=W_REC
+    )
     x = torch.tensor([[1.0, 1.0]])
     # step 1, z_prev = 0:  relu(W_in)·x = [1, 4], relu(−W_in)·x = [2, 3] -> [1, 4, 2, 3]
     # step 2, z_prev = 1:  relu(W_rec)·1 = [5, 0], relu(−W_rec)·1 = [0, 6]
@@ -87,7 +89,9 @@ def test_custom_synaptic_input_receives_input_and_recurrent_spikes(variant):
 @pytest.mark.parametrize("variant", ["recurrent_cell", "recurrent"])
 def test_default_is_the_weighted_sum(variant):
     model = _model(None)
-    module = snncore.create(model, variant, input_size=2, hidden_size=2, input_weights=W_IN, recurrent_weights=W_REC)
+    module = snncore.create(
+        model, variant, input_size=2, hidden_size=2, input_weights=W_IN, recurrent_weights=W_REC
+    )
     x = torch.tensor([[1.0, 1.0]])
     # step 1: W_in·x = [1 − 2, −3 + 4] = [−1, 1];  step 2: + W_rec·1 = [5, −6] -> [4, −5]
     expected = torch.tensor([[[-1.0, 1.0]], [[4.0, -5.0]]])
@@ -101,7 +105,9 @@ def test_default_is_the_weighted_sum(variant):
 
 def test_synaptic_input_gradient_reaches_both_weights():
     model = _model(split_input)
-    module = snncore.create(model, "recurrent", input_size=2, hidden_size=2, input_weights=W_IN, recurrent_weights=W_REC)
+    module = snncore.create(
+        model, "recurrent", input_size=2, hidden_size=2, input_weights=W_IN, recurrent_weights=W_REC
+    )
     out, _ = module(torch.ones(2, 1, 2))
     out.sum().backward()
     # d/dW of sum over both channels of relu(W)·s + relu(−W)·s = |W|·s: sign(W)·s per entry,

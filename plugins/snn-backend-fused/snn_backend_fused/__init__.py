@@ -1,13 +1,15 @@
-"""snn-backend-fused: whole-sequence CPU kernels for snncore layers, registered as backend ``fused``.
+"""snn-backend-fused: whole-sequence kernels for snncore layers, registered as backend ``fused``.
 
-Hand-written C++ kernels run the whole time loop of a feed-forward ``lif``, ``li``, ``lsnn``,
-``lif_ex``, ``lif_adex`` and ``lif_refrac`` layer in one call, forward and backward; every other
-model runs through the generic path (its step, compiled by ``torch.compile`` once that pays).
-The C++ kernels compile on first use and are cached per user (see :mod:`snn_backend_fused.build`).
-On CUDA the same layers run Triton kernels (:mod:`snn_backend_fused.triton`, imported only when a
-CUDA tensor arrives; verified through Triton's interpreter only).
-``backend="auto"`` chooses ``fused`` where a kernel runs the request; ``backend="fused"`` runs
-every model.  Design and measurements: docs/backend-fused.md.
+On the CPU, every model's feed-forward layer runs a C++ kernel generated from its step function
+(:mod:`snn_backend_fused.compiler`: the whole time loop in one call, forward and backward, built
+on first use per step and ISA), and so does the recurrent layer of every model whose recurrent
+input is a plain weighted sum.  The C++ compiles on first use and is cached per user (see
+:mod:`snn_backend_fused.build`).  On CUDA the ``lif``, ``li``, ``lsnn``, ``lif_ex``,
+``lif_adex`` and ``lif_refrac`` layers run Triton kernels (:mod:`snn_backend_fused.triton`,
+imported only when a CUDA tensor arrives; verified through Triton's interpreter only).  Every
+other request runs through the generic path (its step, compiled by ``torch.compile`` once that
+pays).  ``backend="auto"`` chooses ``fused`` where a kernel runs the request;
+``backend="fused"`` runs every model.  Design and measurements: docs/backend-fused.md.
 """
 
 from snn_backend_fused.backend import FusedBackend, FusedUnavailableWarning

@@ -1,37 +1,39 @@
-"""The ``fused`` backend: hand-written whole-sequence kernels where they exist, else the generic
-path (see :mod:`snn_backend_fused.generic`).
+"""The ``fused`` backend: kernels generated from the models' steps on the CPU, hand-written
+Triton kernels for six layer models on CUDA, else the generic path (see
+:mod:`snn_backend_fused.generic`).
 
-Which path a request takes:
+Which path a request takes (the route's name in brackets):
 
 =====================================  =========================================================
 request                                path
 =====================================  =========================================================
-feed-forward layer of a model with a   the C++ kernel (:mod:`snn_backend_fused.kernels`), unless
-hand-written kernel, CPU,              the call is one the kernel declines (a parameter that
-float32/float64                        needs a gradient, a third-party surrogate,
-                                       ``record_states=True``, an odd state) — then the exact
-                                       eager loop
-the same on CUDA, float16/bfloat16/    the Triton kernel (:mod:`snn_backend_fused.triton`; the
-float32/float64                        same declined calls take the eager loop); refused when
-                                       Triton does not import
-recurrent layer of ``lif`` or ``lsnn``, the C++ recurrent kernel (:mod:`snn_backend_fused.
-CPU, float32/float64                   recurrent`: ``W_in·x`` one matrix product, then the time
-                                       loop with ``W_rec·z`` in one call), unless declined as
-                                       above -- then the exact eager loop
-any other model or variant             the generic path: the model's step compiled by
-                                       ``torch.compile`` over time (eager if that fails)
+feed-forward layer of any model with   the kernel generated from the model's step
+a feed-forward step, or recurrent      (:mod:`snn_backend_fused.compiler`; recurrent: ``W_in·x``
+layer of any model with a plain        one matrix product, then the time loop with ``W_rec·z``
+weighted recurrent input and no        in one call), unless the call is one it declines
+module tensors; CPU, float32/float64   (``record_states=True``, a parameter that needs a
+[generated]                            gradient, CPU autocast, an odd state or parameter dtype)
+                                       -- then the exact eager loop -- or a step that cannot be
+                                       traced -- then the generic path
+feed-forward layer of lif, li, lsnn,   the Triton kernel (:mod:`snn_backend_fused.triton`;
+lif_ex, lif_adex, lif_refrac on CUDA,  declined calls take the eager loop); refused when Triton
+float16/bfloat16/float32/float64       does not import
+[kernel]
+any other model, variant, device or    the generic path: the model's step compiled by
+dtype [generic]                        ``torch.compile`` over time (eager if that fails)
 =====================================  =========================================================
 
-Selection: ``backend="auto"`` prefers ``fused`` (priority 10) only where it has a kernel — its
-``route`` ranks every other request below the eager backend (-10), so ``auto`` never
-compiles a model behind the user's back; ``backend="fused"`` runs every model.  CPU and CUDA
+Selection: ``backend="auto"`` prefers ``fused`` (priority 10) only where it has a generated or
+hand-written kernel — its ``route`` ranks every other request below the eager backend (-10), so
+``auto`` never compiles a model behind the user's back; ``backend="fused"`` runs every model.  CPU and CUDA
 (CUDA needs Triton; the Triton kernels were verified through Triton's interpreter only, see
 docs/backend-fused.md).
 
-If the kernels cannot be built (no compiler, a compile error, a library that does not load),
-``supports`` refuses with the cause: ``auto`` then falls back to the next backend after one
-warning line, and ``backend="fused"`` fails with :class:`snncore.BackendUnavailableError` naming
-the cause.
+If the hand-written C++ library (the buffer pool every CPU kernel writes its outputs into,
+:mod:`snn_backend_fused.build`) cannot be built (no compiler, a compile error, a library that
+does not load), ``supports`` refuses with the cause: ``auto`` then falls back to the next
+backend after one warning line, and ``backend="fused"`` fails with
+:class:`snncore.BackendUnavailableError` naming the cause.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ from typing import Any
 import torch
 
 from snn_backend_fused import generic
+from snn_backend_fused.hooks import hand_tuned
 from snncore.protocols import NeuronModel, Route
 
-KERNEL_DTYPES = (torch.float32, torch.float64)
 #: The Triton (CUDA) kernels' dtypes: float16 and bfloat16 are computed in float32.
 CUDA_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 #: The route priority of requests without a kernel: below the eager backend's 0.
@@ -80,47 +82,71 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def compiler_support(model: NeuronModel, dtype: Any = None, traced: bool = False) -> str | None:
-    """Why the model's feed-forward layer gets no generated kernel, or ``None``.  Without
-    ``traced`` only what is known without tracing (the step exists, the dtype) is checked, so
-    that listings stay cheap; with it the step is traced for the model's default parameters."""
+def compiler_support(
+    model: NeuronModel, variant: str = "layer", dtype: Any = None, traced: bool = False
+) -> str | None:
+    """Why ``variant`` (``layer`` or ``recurrent``) of the model gets no generated kernel, or
+    ``None``.  Without ``traced`` only what is known without tracing is checked (the step
+    exists, the dtype, a plain recurrent input), so that listings stay cheap; with it the step
+    is traced for the model's default parameters."""
     from snn_backend_fused.compiler import kernel as generated
 
-    if model.feed_forward_step is None:
-        return "the model has no feed-forward step"
+    step = model.feed_forward_step if variant == "layer" else model.recurrent_step
+    if variant not in ("layer", "recurrent") or step is None:
+        return f"the model has no {variant} step"
     if dtype is not None and dtype not in generated.DTYPES:
         return f"the generated kernels run float32 and float64, not {dtype}"
+    if variant == "recurrent" and model.synaptic_input is not None:
+        return "its recurrent input is not a plain weighted sum (synaptic_input)"
+    if variant == "recurrent" and model.module_tensors:
+        return f"its step takes module tensors ({', '.join(model.module_tensors)})"
     if not traced:
         return None
     p = model.parameters()
-    result = generated.trace_layer(model, p, 0.001, (3,))
+    if variant == "layer":
+        result = generated.trace_layer(model, p, 0.001, (3,))
+    else:
+        result = generated.trace_recurrent(model, p, 0.001, 3)
     return result if isinstance(result, str) else None
 
 
 class FusedBackend:
-    """Whole-sequence CPU kernels; a compiled generic path for every other model."""
+    """Whole-sequence kernels (generated on the CPU, hand-written Triton on CUDA); a compiled
+    generic path for the rest."""
 
     name = "fused"
     priority = 10
     summary = (
-        "whole-sequence C++ kernels on CPU (lif, li, lsnn, lif_ex, lif_adex, lif_refrac layers; "
-        "lif and lsnn recurrent layers); "
-        "any other model through its torch.compile'd step"
+        "whole-sequence C++ kernels on CPU, generated from the model's step for layers and "
+        "recurrent layers; Triton kernels for six layer models on CUDA; anything else through "
+        "its torch.compile'd step"
     )
 
     def route(
         self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
     ) -> Route:
-        """``generated`` (the model's step compiled to C++, CPU layers), ``kernel`` (a
-        hand-written kernel: CUDA layers, CPU recurrent layers of lif and lsnn), both at this
-        backend's priority, or ``generic`` (the model's compiled step, ranked below the eager
-        backend so that ``auto`` never compiles a model with torch.compile behind the user's
-        back), with the reason."""
-        from snn_backend_fused import kernels, recurrent
+        """``generated`` (the model's step compiled to C++: CPU layers and recurrent layers),
+        ``kernel`` (a hand-written Triton kernel: CUDA layers), both at this backend's priority,
+        or ``generic`` (the model's compiled step, ranked below the eager backend so that
+        ``auto`` never compiles a model with torch.compile behind the user's back), with the
+        reason."""
+        from snn_backend_fused import kernels
 
         cuda = device is not None and torch.device(device).type == "cuda"
-        if variant == "layer" and not cuda:
-            reason = compiler_support(model, dtype, traced=device is not None)
+        tuned = hand_tuned(model, variant, "cuda" if cuda else "cpu")
+        if tuned is not None:
+            return Route(
+                "hand-tuned",
+                self.priority,
+                f"a hand-tuned kernel its plugin registered ({tuned.summary or 'no summary'}); "
+                "calls it declines run the generated kernel, else the eager loop",
+            )
+        generic_path = (
+            f"the model's step under torch.compile, eager until it has run "
+            f"{generic.COMPILE_AFTER_SECONDS:g} s"
+        )
+        if not cuda:
+            reason = compiler_support(model, variant, dtype, traced=device is not None)
             if reason is None:
                 return Route(
                     "generated",
@@ -129,33 +155,27 @@ class FusedBackend:
                     "derived backward); calls it declines (record_states=True, a parameter that "
                     "needs a gradient, CPU autocast) run the eager loop",
                 )
-            fallback = f"no generated kernel ({reason})"
-        else:
-            fallback = "no generated kernel for this variant yet"
-        kernel = (
-            kernels.kernel_for(model, variant) if cuda else recurrent.kernel_for(model, variant)
-        )
-        if kernel is None:
-            where = "CUDA (Triton: layers only)" if cuda else "this model and variant"
+            return Route(
+                "generic", GENERIC_PRIORITY, f"no generated kernel ({reason}); {generic_path}"
+            )
+        if kernels.kernel_for(model, variant) is None:
             return Route(
                 "generic",
                 GENERIC_PRIORITY,
-                f"{fallback}; no hand-written kernel for {where}: the model's step under "
-                f"torch.compile, eager until it has run {generic.COMPILE_AFTER_SECONDS:g} s",
+                f"no generated CUDA kernel; no hand-written kernel for CUDA (Triton: layers only): "
+                f"{generic_path}",
             )
-        dtypes = CUDA_KERNEL_DTYPES if cuda else KERNEL_DTYPES
-        if dtype is not None and dtype not in dtypes:
+        if dtype is not None and dtype not in CUDA_KERNEL_DTYPES:
             return Route(
                 "generic",
                 GENERIC_PRIORITY,
-                f"the kernel runs {', '.join(str(d) for d in dtypes)}, not {dtype}",
+                f"the kernel runs {', '.join(str(d) for d in CUDA_KERNEL_DTYPES)}, not {dtype}",
             )
-        language = "Triton" if cuda else "C++"
         return Route(
             "kernel",
             self.priority,
-            f"hand-written {language} kernel; calls it declines (record_states=True, a parameter "
-            "that needs a gradient, a third-party surrogate, CPU autocast) run the eager loop",
+            "hand-written Triton kernel; calls it declines (record_states=True, a parameter "
+            "that needs a gradient, a third-party surrogate) run the eager loop",
         )
 
     def supports(
@@ -197,15 +217,25 @@ class FusedBackend:
     ) -> tuple[torch.Tensor, Any]:
         from snn_backend_fused import kernels
 
+        tuned = hand_tuned(model, "layer", x.device.type)
+        if tuned is not None and not record_states:
+            result = tuned.run(x, state, p, dt)
+            if not isinstance(result, str):
+                return result
         if x.device.type == "cpu":
             from snn_backend_fused.compiler import kernel as generated
 
+            if compiler_support(model, "layer", x.dtype) is not None:  # half precision: as routed
+                return generic.run_layer(model, x, state, p, dt, record_states)
             reason = generated.decline(model, x, state, p, record_states)
-            if reason is None:
-                result = generated.run_layer(model, x, state, p, dt)
-                if not isinstance(result, str):
-                    return result
-            return generic.eager_layer(model, x, state, p, dt, record_states)
+            if reason is not None:  # a call the kernel would not reproduce: the exact eager loop
+                return generic.eager_layer(model, x, state, p, dt, record_states)
+            result = generated.run_layer(model, x, state, p, dt)
+            if not isinstance(result, str):
+                return result
+            # the step cannot be compiled (or its kernel does not build): the generic path, as
+            # the route says for such a model
+            return generic.run_layer(model, x, state, p, dt, record_states)
         spec = kernels.kernel_for(model, "layer")
         if spec is None:
             return generic.run_layer(model, x, state, p, dt, record_states)
@@ -220,15 +250,17 @@ class FusedBackend:
     def run_recurrent(self, model: NeuronModel, *args: Any) -> tuple[torch.Tensor, Any]:
         """``args``: ``x, state, p, dt, input_weights, recurrent_weights, module_tensors,
         record_states`` (as for :func:`snncore.loop.recurrent_loop`)."""
-        from snn_backend_fused import recurrent
+        x, state, p, dt, input_weights, recurrent_weights, _, record_states = args
+        if x.device.type != "cpu" or compiler_support(model, "recurrent", x.dtype) is not None:
+            return generic.run_recurrent(model, *args)  # as routed: no generated kernel
+        from snn_backend_fused.compiler import kernel as generated
 
-        *call, record_states = args
-        request = recurrent.Request(model, *call)
-        spec = recurrent.kernel_for(model, "recurrent")
-        if spec is None:
-            return generic.run_recurrent(*request, record_states)
-        if not record_states:
-            result = recurrent.run(spec, request)
-            if result is not None:
-                return result
-        return generic.eager_recurrent(*request, record_states)
+        if generated.decline_recurrent(x, state, p, record_states) is not None:
+            # a call the kernel would not reproduce: the exact eager loop
+            return generic.eager_recurrent(model, *args)
+        result = generated.run_recurrent(model, x, state, p, dt, input_weights, recurrent_weights)
+        if not isinstance(result, str):
+            return result
+        # the step cannot be compiled (or its kernel does not build): the generic path, as the
+        # route says for such a model
+        return generic.run_recurrent(model, *args)

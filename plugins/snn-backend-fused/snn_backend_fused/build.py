@@ -1,14 +1,17 @@
-"""Compiling and loading the C++ kernels: on first use, cached per user.
+"""Compiling and loading the hand-written C++ library: on first use, cached per user.
 
-The kernels (``csrc/*.cpp``) are plain C++17 without PyTorch headers, compiled by the system's
-C++ compiler into one shared library and called through :mod:`ctypes`.  Leaving ATen out is what
-makes first use tolerable: any translation unit that includes it takes over 20 s to compile on a
-2-core machine, while the whole library here takes a few seconds.  Nothing is built at install
-time (the build needs neither network nor torch in an isolated environment).
+The library holds the pool of output buffers (``csrc/pool.cpp``) that every CPU kernel writes
+into; the kernels themselves are generated from the models' steps
+(:mod:`snn_backend_fused.compiler`) and built separately, per step and ISA, with the compiler,
+version lookup and cache directory found here.  It is plain C++17 without PyTorch headers,
+compiled by the system's C++ compiler into one shared library and called through
+:mod:`ctypes` (any translation unit that includes ATen takes over 20 s to compile on a 2-core
+machine; this one takes about a second).  Nothing is built at install time (the build needs
+neither network nor torch in an isolated environment).
 
 The library is cached under ``$SNN_FUSED_CACHE_DIR`` (default ``$XDG_CACHE_HOME/snncore/fused``,
 i.e. ``~/.cache/snncore/fused``) in a directory named by a hash of: the sources, the compiler and
-its version, the flags, the torch version and the CPU's instruction-set flags (``-march=native``).
+its version, the flags and the torch version.
 A process that finds the library there loads it in milliseconds; concurrent first builds take a
 file lock and build once.  ``$CXX`` picks the compiler (default ``g++``, then ``c++``).
 
@@ -28,37 +31,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 LIBRARY_NAME = "libsnnfused.so"
-FLAGS = (
-    "-O3",
-    "-march=native",
-    "-std=c++17",
-    "-fPIC",
-    "-fopenmp",
-    "-fvisibility=hidden",
-    # Exactness: no fused multiply-add contraction and no reassociation (no -ffast-math), so
-    # each kernel rounds exactly where the PyTorch step function does.
-    "-ffp-contract=off",
-    "-fno-math-errno",
-)
-
-
-def _libmvec_flags() -> tuple[str, ...]:
-    """``-DSNNF_LIBMVEC`` (vectorised exp in the exponential models) where glibc's libmvec
-    exists: x86-64 Linux with glibc 2.22 or later."""
-    libc, version = platform.libc_ver()
-    if platform.machine() not in ("x86_64", "AMD64") or libc != "glibc":
-        return ()
-    try:
-        major, minor = (int(v) for v in version.split(".")[:2])
-    except ValueError:
-        return ()
-    return ("-DSNNF_LIBMVEC",) if (major, minor) >= (2, 22) else ()
+FLAGS = ("-O3", "-std=c++17", "-fPIC", "-fopenmp", "-fvisibility=hidden")
 
 
 class FusedBuildError(RuntimeError):
@@ -105,6 +83,7 @@ def _compiler_version(compiler: str) -> str:
 
 
 def _cpu_flags() -> str:
+    """The CPU's instruction-set flags (part of the generated kernels' key for -march=native)."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:
@@ -130,40 +109,24 @@ def build_key(compiler: str) -> str:
     for part in (
         compiler,
         _compiler_version(compiler),
-        " ".join(FLAGS + _libmvec_flags()),
+        " ".join(FLAGS),
         torch.__version__,
         platform.machine(),
-        _cpu_flags(),
     ):
         digest.update(b"\0" + part.encode())
     return digest.hexdigest()[:20]
 
 
 def _compile(compiler: str, target: Path) -> None:
-    """Compile every source to an object in parallel, then link ``target``."""
+    """Compile and link the sources into ``target`` (written elsewhere, then moved there)."""
     with tempfile.TemporaryDirectory(prefix="build-", dir=target.parent) as tmp:
-        work = Path(tmp)
-
-        def compile_one(source: Path) -> Path:
-            obj = work / (source.stem + ".o")
-            cmd = [compiler, *FLAGS, *_libmvec_flags(), "-I", str(CSRC), "-c", str(source)]
-            cmd += ["-o", str(obj)]
-            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-                raise FusedBuildError(f"compiling {source.name} with {compiler} failed:\n{tail}")
-            return obj
-
-        sources = _sources()
-        with ThreadPoolExecutor(max_workers=max(1, min(len(sources), os.cpu_count() or 1))) as ex:
-            objects = list(ex.map(compile_one, sources))
-        linked = work / LIBRARY_NAME
-        libraries = ["-lmvec"] if _libmvec_flags() else []
-        cmd = [compiler, "-shared", "-fopenmp", *map(str, objects), *libraries, "-o", str(linked)]
+        linked = Path(tmp) / LIBRARY_NAME
+        cmd = [compiler, *FLAGS, "-shared", "-I", str(CSRC), *map(str, _sources())]
+        cmd += ["-o", str(linked)]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-            raise FusedBuildError(f"linking {LIBRARY_NAME} with {compiler} failed:\n{tail}")
+            raise FusedBuildError(f"building {LIBRARY_NAME} with {compiler} failed:\n{tail}")
         os.replace(linked, target)
 
 
@@ -218,30 +181,6 @@ def _declare(library: Any) -> None:
     limit = os.environ.get("SNN_FUSED_CACHE_LIMIT_MB")
     if limit is not None:
         library.snnf_pool_limit(int(float(limit) * 2**20))
-
-
-_functions: dict[tuple[int, str], tuple[Any, Any]] = {}
-
-
-def kernel_functions(library: Any, name: str) -> tuple[Any, Any]:
-    """The forward and backward entry points of kernel ``name`` (declared for ctypes)."""
-    found = _functions.get((id(library), name))
-    if found is None:
-        found = _functions[(id(library), name)] = _declare_kernel(library, name)
-    return found
-
-
-def _declare_kernel(library: Any, name: str) -> tuple[Any, Any]:
-    c_int, c_i64, c_void = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
-    forward = getattr(library, f"snnf_{name}_forward")
-    forward.restype = c_int
-    forward.argtypes = [c_int, c_int, c_i64, c_i64, c_void, c_void, c_void, c_void, c_i64, c_void]
-    forward.argtypes += [c_int]
-    backward = getattr(library, f"snnf_{name}_backward")
-    backward.restype = c_int
-    backward.argtypes = [c_int, c_int, c_int, c_i64, c_i64, c_void, c_void, c_i64, c_void]
-    backward.argtypes += [c_void, c_i64, c_i64, c_void, c_void, c_int]
-    return forward, backward
 
 
 def load() -> Any:

@@ -1,22 +1,23 @@
-"""The hand-written kernels: which model step each implements, and their autograd wrapper.
+"""The hand-written kernels: which model step each implements, and what they share.
 
-A :class:`KernelSpec` ties a C++ kernel (``csrc/*.cpp``) to the Python step function whose
-numerics it reproduces, named by module and qualified name (``snn_lif.lif.
-lif_feed_forward_step``) so that matching a model needs no import of its plugin.  It lists the
-state fields in the kernel's row order and builds the kernel's parameter values from the model's
-parameter record with the same PyTorch operations the step uses (``dt * p.tau_mem_inv`` ...), so
-that the forward pass rounds exactly as the step does.
+Hand-written kernels remain for what the step compiler (:mod:`snn_backend_fused.compiler`) does
+not generate: the Triton (CUDA) layer kernels (:mod:`snn_backend_fused.triton`).  CPU layers,
+feed-forward and recurrent, run generated kernels.
 
-:func:`run` returns ``None`` (the caller then takes another path) where a kernel would not be
+A :class:`KernelSpec` ties a kernel to the Python step function whose numerics it reproduces,
+named by module and qualified name (``snn_lif.lif.lif_feed_forward_step``) so that matching a
+model needs no import of its plugin.  It lists the state fields in the kernel's row order and
+builds the kernel's parameter values from the model's parameter record with the same PyTorch
+operations the step uses (``dt * p.tau_mem_inv`` ...), so that the forward pass rounds exactly
+as the step does.
+
+:func:`check` returns ``None`` (the caller then takes another path) where a kernel would not be
 exact or does not apply: a parameter that needs a gradient, a surrogate registered by a third
-party, a state of another shape or dtype than the input, a per-neuron parameter of a wider
-dtype than the input (the step would widen the state), a non-CPU device or a dtype other than
-float32/float64.
-
-Backward (:class:`_FusedSequence`) keeps what the kernel's ``saves`` says: LIF one value per
-element (v1 − v_th); LI nothing; the others a reference to the input and a checkpoint of the
-state every :data:`CHECKPOINT_EVERY` steps, from which the kernel recomputes each segment.  There
-is no per-step autograd graph.
+party, a state of another shape, dtype or device than the input, a per-neuron parameter of a
+wider dtype than the input (the step would widen the state).  The helpers below it
+(:func:`needs_grad`, :func:`saved_input`, :func:`state_gradients`, :func:`upstream_rows`,
+:func:`flatten_state`, :func:`rebuild_state`) are what the Triton kernels' autograd function
+needs.
 """
 
 from __future__ import annotations
@@ -27,24 +28,21 @@ from typing import Any
 
 import attrs
 import torch
-from torch.autograd.function import once_differentiable
 
-from snn_backend_fused import buffers, build
-
-#: The built-in surrogates, in the kernels' numbering (csrc/common.h ``Surrogate``).
+#: The built-in surrogates, in the Triton kernels' numbering (triton/common.py).
 SURROGATES = ("super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc", "logistic", "atan")
-#: The backward pass recomputes segments of this many steps from a checkpoint of the state.
+#: The Triton kernels' backward pass recomputes segments of this many steps from a checkpoint of
+#: the state.
 CHECKPOINT_EVERY = 32
-_BITS = {torch.float32: 32, torch.float64: 64}
 
 
 @attrs.frozen
 class KernelSpec:
-    """A hand-written kernel and the feed-forward step function it implements."""
+    """A hand-written kernel and the step function it implements."""
 
-    #: The kernel's name in the library (``snnf_NAME_forward`` / ``snnf_NAME_backward``).
+    #: The kernel's name (its family in :data:`snn_backend_fused.triton.launch.FAMILIES`).
     name: str
-    #: ``"module.qualname"`` of the model's ``feed_forward_step`` this kernel reproduces.
+    #: ``"module.qualname"`` of the model's step function this kernel reproduces.
     step: str
     #: State fields in the kernel's row order; dotted for nested states (``"lif.v"``).
     state_fields: tuple[str, ...]
@@ -127,6 +125,7 @@ def _lif_surrogate(p: Any) -> str:
     return p.lif.method
 
 
+#: The feed-forward layer kernels (Triton, on CUDA; on the CPU layers run generated kernels).
 KERNELS: tuple[KernelSpec, ...] = (
     KernelSpec(
         name="lif",
@@ -182,7 +181,7 @@ _BY_STEP = {spec.step: spec for spec in KERNELS}
 
 
 def kernel_for(model: Any, variant: str) -> KernelSpec | None:
-    """The hand-written kernel of ``variant`` of ``model``, if there is one."""
+    """The hand-written (Triton) layer kernel of ``variant`` of ``model``, if there is one."""
     if variant != "layer" or model.feed_forward_step is None:
         return None
     return _BY_STEP.get(step_name(model.feed_forward_step))
@@ -203,7 +202,7 @@ def surrogate_index(method: Any) -> int | None:
     return None
 
 
-# -- what every kernel's autograd function does alike (C++, Triton, recurrent) ---------------
+# -- what the kernels' autograd function does (Triton) -------------------------------------------
 
 
 def needs_grad(*tensors: torch.Tensor) -> bool:
@@ -278,20 +277,7 @@ def rebuild_state(template: Any, spec: KernelSpec, values: Sequence[torch.Tensor
     return template._replace(**updates)
 
 
-# -- running ---------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class _Call:
-    """Everything a kernel call needs besides the tensors autograd sees."""
-
-    spec: KernelSpec
-    forward: Any
-    backward: Any
-    params: torch.Tensor
-    per_neuron: bool
-    surrogate: int
-    shape: tuple[int, ...]
+# -- parameters ------------------------------------------------------------------------------
 
 
 def _pack_parameters(
@@ -334,7 +320,7 @@ def _pack_parameters(
 def check(
     spec: KernelSpec, x: torch.Tensor, state: Any, p: Any, dt: float
 ) -> tuple[torch.Tensor, bool, int] | None:
-    """The device-independent part of :func:`prepare`, shared with the Triton kernels: whether
+    """What the Triton kernels check before they run: whether
     ``spec``'s kernel reproduces this call exactly (state fields of the input's shape, dtype and
     device; a built-in surrogate; no parameter that needs a gradient; parameters that broadcast
     and promote as the step's), and if so ``(params, per_neuron, surrogate)``, the parameters
@@ -365,112 +351,3 @@ def check(
         return None
     params, per_neuron = packed
     return params, per_neuron, surrogate
-
-
-def prepare(spec: KernelSpec, x: torch.Tensor, state: Any, p: Any, dt: float) -> _Call | None:
-    """Check that the C++ kernel applies exactly to this call and build its arguments, else
-    None."""
-    if x.device.type != "cpu" or x.dtype not in _BITS:
-        return None
-    checked = check(spec, x, state, p, dt)
-    if checked is None:
-        return None
-    params, per_neuron, surrogate = checked
-    forward, backward = build.kernel_functions(build.load(), spec.name)
-    return _Call(spec, forward, backward, params, per_neuron, surrogate, tuple(x.shape[1:]))
-
-
-def _check(status: int, what: str) -> None:
-    if status != 0:
-        raise RuntimeError(f"snn-backend-fused: the {what} kernel failed (status {status})")
-
-
-def _forward(
-    call: _Call, x: torch.Tensor, fields: list[torch.Tensor], keep_saved: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    steps, numel = x.shape[0], math.prod(call.shape)
-    x = x.detach().contiguous()
-    state = torch.stack([f.detach().reshape(numel) for f in fields])
-    out = buffers.empty(tuple(x.shape), x.dtype)
-    saved = None
-    if keep_saved and call.spec.saves == "checkpoints":
-        count = -(-steps // CHECKPOINT_EVERY)
-        saved = buffers.empty((count, len(fields), numel), x.dtype)
-    elif keep_saved and call.spec.saves == "distance":
-        saved = buffers.empty((steps, numel), x.dtype)
-    status = call.forward(
-        _BITS[x.dtype],
-        int(call.per_neuron),
-        steps,
-        numel,
-        x.data_ptr(),
-        out.data_ptr(),
-        state.data_ptr(),
-        None if saved is None else saved.data_ptr(),
-        CHECKPOINT_EVERY,
-        call.params.data_ptr(),
-        torch.get_num_threads(),
-    )
-    _check(status, f"{call.spec.name} forward")
-    return out, state, saved
-
-
-class _FusedSequence(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, call: _Call, x: torch.Tensor, *fields: torch.Tensor) -> Any:  # type: ignore[override]
-        ctx.set_materialize_grads(False)
-        out, state, saved = _forward(call, x, list(fields), keep_saved=True)
-        if call.spec.saves == "checkpoints":
-            ctx.save_for_backward(x)  # a reference: the kernel recomputes from it
-        ctx.call, ctx.saved, ctx.steps = call, saved, x.shape[0]
-        return (out, *(row.view(call.shape).clone() for row in state.unbind(0)))
-
-    @staticmethod
-    @once_differentiable  # the kernel's backward is not itself differentiable: say so, loudly
-    def backward(ctx: Any, grad_out: torch.Tensor | None, *grad_fields: Any) -> Any:  # type: ignore[override]
-        call, saved, steps = ctx.call, ctx.saved, ctx.steps
-        x = saved_input(ctx)
-        dtype = call.params.dtype
-        numel = math.prod(call.shape)
-        grad_state = state_gradients(grad_fields, numel, dtype)
-        g_ptr, g_st, g_sn = None, 0, 0
-        if grad_out is not None:
-            grad_out = upstream_rows(grad_out, steps, numel, dtype)  # kept alive during the call
-            g_ptr, g_st, g_sn = grad_out.data_ptr(), grad_out.stride(0), grad_out.stride(1)
-        grad_x = buffers.empty((steps, *call.shape), dtype)
-        status = call.backward(
-            _BITS[dtype],
-            int(call.per_neuron),
-            call.surrogate,
-            steps,
-            numel,
-            None if x is None else x.data_ptr(),
-            None if saved is None else saved.data_ptr(),
-            CHECKPOINT_EVERY,
-            call.params.data_ptr(),
-            g_ptr,
-            g_st,
-            g_sn,
-            grad_state.data_ptr(),
-            grad_x.data_ptr(),
-            torch.get_num_threads(),
-        )
-        _check(status, f"{call.spec.name} backward")
-        grads = [row.view(call.shape) for row in grad_state.unbind(0)]
-        return (None, grad_x, *grads)
-
-
-def run(
-    spec: KernelSpec, x: torch.Tensor, state: Any, p: Any, dt: float
-) -> tuple[torch.Tensor, Any] | None:
-    """All T steps through the kernel, or ``None`` where the kernel does not apply exactly."""
-    call = prepare(spec, x, state, p, dt)
-    if call is None:
-        return None
-    fields = flatten_state(spec, state)
-    if needs_grad(x, *fields):
-        out, *final = _FusedSequence.apply(call, x, *fields)
-    else:
-        out, packed, _ = _forward(call, x, fields, keep_saved=False)
-        final = [row.view(call.shape) for row in packed.unbind(0)]
-    return out, rebuild_state(state, spec, final)

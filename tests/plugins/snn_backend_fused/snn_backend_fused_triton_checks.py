@@ -6,7 +6,7 @@ the process imports them, so test_snn_backend_fused_triton.py runs this file in 
 the variable set and asserts on what it prints: one JSON object per check, with the numbers
 measured (spike flips, largest deviations, gradcheck's verdict).  The kernels run on CPU tensors
 (``snn_backend_fused.triton.run``, which takes CPU tensors only under the interpreter); the
-reference is the eager ``torch`` backend, as in test_snn_backend_fused_exactness.py.
+reference is the eager ``torch`` backend.
 
 Checks (``name:arg:...``):
 
@@ -15,8 +15,9 @@ Checks (``name:arg:...``):
   every output and final state field with respect to the input and the initial state;
 - ``per_neuron:MODEL`` -- one parameter per neuron (float64, T=100);
 - ``surrogate:MODEL:METHOD`` -- the input gradient with that surrogate (float64, T=100);
-- ``gradcheck:MODEL`` -- ``torch.autograd.gradcheck`` (float64, T=12, 2 × 3, ``heaviside``;
-  see test_snn_backend_fused_gradcheck.py for why that surrogate);
+- ``gradcheck:MODEL`` -- ``torch.autograd.gradcheck`` (float64, T=12, 2 × 3, ``heaviside``:
+  its pseudo-derivative is 0, so the kernel's backward must be the true derivative of the
+  piecewise-smooth forward map, which finite differences can check);
 - ``half:DTYPE`` -- LIF and LSNN in float16/bfloat16 (computed in float32) against the eager
   float32 step on the same input.
 """
@@ -34,7 +35,7 @@ import torch.utils._pytree as pytree
 
 import snncore
 
-# model -> (parameter overrides, input scale), as test_snn_backend_fused_exactness.py
+# model -> (parameter overrides, input scale): firing well over T=1000 steps
 CASES: dict[str, tuple[dict[str, Any], float]] = {
     "lif": ({}, 3.0),
     "li": ({}, 3.0),
@@ -135,8 +136,7 @@ def _close(a: torch.Tensor, b: torch.Tensor, scale: float = 1.0) -> float:
 
 def _relative(grads: list[torch.Tensor], refs: list[torch.Tensor]) -> tuple[float, bool]:
     """The gradients' deviation, ``_close`` with the scale of each gradient's largest magnitude
-    (as test_snn_backend_fused_exactness.py compares them); whether all are finite and none is
-    zero."""
+    (as the CPU kernels' tests compare them); whether all are finite and none is zero."""
     worst, sound = 0.0, True
     for grad, ref in zip(grads, refs, strict=True):
         scale = float(ref.abs().max())

@@ -1,5 +1,7 @@
-"""``snn list-models`` records which models have a hand-written kernel and which take the
-generic path.  (``snn bench`` timing the fused backend: tests/plugins/snn_bench/.)"""
+"""``snn list-models`` records which path the fused backend takes per model: the kernel generated
+from the step for every model with a feed-forward layer; for recurrent-only models the route of
+their recurrent layer (``lif_mc``, whose step takes module tensors: the generic path).  (``snn
+bench`` timing the fused backend: tests/plugins/snn_bench/.)"""
 
 from __future__ import annotations
 
@@ -9,33 +11,40 @@ from typing import Any
 
 from click.testing import CliRunner
 
+import snncore
 from snncore.cli import cli
-
-KERNEL_MODELS = {"lif", "li", "lsnn", "lif_ex", "lif_adex", "lif_refrac"}
 
 
 def _invoke(*args: str) -> Any:
     return CliRunner().invoke(cli, list(args))
 
 
-def test_list_models_json_names_kernel_and_generic_models() -> None:
+def test_list_models_json_names_generated_and_generic_models() -> None:
     result = _invoke("list-models", "--json")
     assert result.exit_code == 0, result.output
     models = {m["name"]: m for m in json.loads(result.stdout)["models"]}
     for name, model in models.items():
         assert "fused" in model["backends"]
-        expected = "kernel" if name in KERNEL_MODELS else "generic"
-        assert model["backend_implementations"]["fused"] == expected, name
-        # auto prefers fused exactly where it has a kernel
-        assert (model["backends"][0] == "fused") == (name in KERNEL_MODELS), name
-    assert {"izhikevich", "coba_lif", "lif_mc", "lif_correlation"} <= set(models)
+        how = model["backend_implementations"]["fused"]
+        if snncore.get_model(name).feed_forward_step is not None:  # listed: its layer
+            assert how == "generated", name
+        else:  # recurrent-only: listed by its recurrent layer
+            assert how in ("generated", "generic"), name
+        # auto prefers fused exactly where a kernel runs the request
+        assert (model["backends"][0] == "fused") == (how != "generic"), name
+    layer_models = {"lif", "li", "lsnn", "lif_ex", "lif_adex", "lif_refrac", "izhikevich"}
+    assert layer_models | {"coba_lif"} <= {
+        n for n, m in models.items() if m["backend_implementations"]["fused"] == "generated"
+    }
+    assert models["lif_mc"]["backend_implementations"]["fused"] == "generic"
 
 
 def test_list_models_table_shows_the_path() -> None:
     result = _invoke("list-models", "--backend", "fused")
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
-    assert re.search(r"\bfused\(kernel\),torch\b", rows["lif"])
-    assert re.search(r"\btorch\(step-loop\),fused\(generic\)", rows["izhikevich"])
+    assert re.search(r"\bfused\(generated\),torch\b", rows["lif"])
+    assert re.search(r"\bfused\(generated\),torch\b", rows["izhikevich"])
+    assert re.search(r"\btorch\(step-loop\),fused\(generic\)", rows["lif_mc"])
     info = _invoke("info", "lsnn")
-    assert "backends: fused(kernel), torch(step-loop)" in info.stdout
+    assert "backends: fused(generated), torch(step-loop)" in info.stdout

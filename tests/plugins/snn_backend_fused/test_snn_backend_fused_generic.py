@@ -4,8 +4,10 @@ ones included, and agrees with the eager ``torch`` backend.
 Every model runs in the generic path's eager mode (``SNN_FUSED_GENERIC=eager``: the step over
 ``x.unbind(0)``, as the torch backend runs it -- fast to test); two models (a layer and a
 recurrent layer) run compiled, which costs a few seconds of ``torch.compile`` each.  The default
-``auto`` mode compiles a model once it has spent a second in the eager loop.  Kernel models'
-layers take their kernels in every mode.
+``auto`` mode compiles a model once it has spent a second in the eager loop.  On the CPU, layers
+whose step can be traced take their generated kernels in every mode; the generic path's layer
+tests use a third-party model whose step cannot be traced (it normalises its input by the
+largest value of the row: a reduction), so that it takes the generic path.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import snncore
 from snncore import tensor_field
 
 # Input scale per model so that the comparison covers spikes (Izhikevich needs a strong drive).
-SCALE = {"izhikevich": 30.0, "coba_lif": 3.0}
+SCALE = {"izhikevich": 30.0, "coba_lif": 3.0, "normalised-fused-test": 60.0}
 
 
 @pytest.fixture
@@ -33,6 +35,30 @@ def generic_mode() -> Iterator[Callable[[str], None]]:
 
     yield generic.set_generic_mode
     generic.set_generic_mode(None)
+
+
+@pytest.fixture
+def untraceable(fresh_manager: Any) -> str:
+    """A third-party layer model whose step cannot be traced (registered for the test): its
+    name.  Its layer takes the generic path on the CPU."""
+    model = snncore.NeuronModel(
+        name="normalised-fused-test",
+        family="test",
+        summary="a third party's neuron that normalises its input per row",
+        parameters=_LeakyParameters,
+        feed_forward_step=_normalised_step,
+        feed_forward_state=_LeakyState,
+        initial_feed_forward_state=_leaky_initial,
+    )
+
+    @snncore.hookimpl
+    def register_models(register: Callable[..., None]) -> None:
+        register(model)
+
+    snncore.register_plugin(SimpleNamespace(register_models=register_models), name="snn-norm")
+    fused = snncore.get_backend("fused")
+    assert fused.route(model, "layer", "cpu", torch.float64).name == "generic"
+    return model.name
 
 
 def _pair(name: str, variant: str) -> tuple[Any, Any]:
@@ -91,9 +117,11 @@ def test_generic_path_agrees_with_torch(
     _compare(fused, eager, x, 1e-12)
 
 
-@pytest.mark.parametrize(("name", "variant"), [("coba_lif", "layer"), ("lif_mc", "recurrent")])
+@pytest.mark.parametrize(
+    ("name", "variant"), [("normalised-fused-test", "layer"), ("lif_mc", "recurrent")]
+)
 def test_compiled_generic_path_agrees_with_torch(
-    library: Any, generic_mode: Callable[[str], None], name: str, variant: str
+    library: Any, generic_mode: Callable[[str], None], untraceable: str, name: str, variant: str
 ) -> None:
     from snn_backend_fused import generic
 
@@ -126,7 +154,10 @@ def test_record_states_through_the_generic_path(
 
 
 def test_failing_compilation_falls_back_to_eager_with_one_warning(
-    library: Any, generic_mode: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
+    library: Any,
+    generic_mode: Callable[[str], None],
+    untraceable: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from snn_backend_fused import generic
 
@@ -140,8 +171,8 @@ def test_failing_compilation_falls_back_to_eager_with_one_warning(
     monkeypatch.setattr(generic, "_failed", {})
     monkeypatch.setattr(torch, "compile", broken_compile)
     generic_mode("compile")
-    fused, eager = _pair("izhikevich", "layer")
-    x = 30.0 * torch.rand(20, 2, 3, dtype=torch.float64)
+    fused, eager = _pair(untraceable, "layer")
+    x = 60.0 * torch.rand(20, 2, 3, dtype=torch.float64)
     with pytest.warns(generic.GenericPathWarning, match="simulated inductor failure") as caught:
         out, _ = fused(x)
         fused(x)
@@ -151,7 +182,10 @@ def test_failing_compilation_falls_back_to_eager_with_one_warning(
 
 
 def test_auto_mode_compiles_once_the_eager_loop_has_cost_enough(
-    library: Any, generic_mode: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
+    library: Any,
+    generic_mode: Callable[[str], None],
+    untraceable: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from snn_backend_fused import generic
 
@@ -166,8 +200,8 @@ def test_auto_mode_compiles_once_the_eager_loop_has_cost_enough(
     monkeypatch.setattr(generic, "_eager_seconds", {})
     monkeypatch.setattr(torch, "compile", counting_compile)
     generic_mode("auto")
-    layer = snncore.create("izhikevich", backend="fused")
-    x = 30.0 * torch.rand(10, 2, 3)
+    layer = snncore.create(untraceable, backend="fused")
+    x = 60.0 * torch.rand(10, 2, 3)
     layer(x)
     layer(x)
     assert compiled == []  # milliseconds of eager work: not worth compiling
@@ -205,7 +239,12 @@ def _leaky_initial(p: Any, shape: Any, device: Any = None, dtype: Any = None) ->
     return _LeakyState(torch.zeros(shape, device=device, dtype=dtype))
 
 
-def test_a_third_party_model_runs_on_the_generic_path(
+def _normalised_step(x: torch.Tensor, state: _LeakyState, p: Any, dt: float) -> Any:
+    """The leaky neuron on its input scaled by the row's largest magnitude (plus one)."""
+    return _leaky_step(4.0 * x / (1.0 + x.abs().amax(-1, keepdim=True)), state, p, dt)
+
+
+def test_a_third_party_model_runs_through_a_generated_kernel(
     library: Any, generic_mode: Callable[[str], None], fresh_manager: Any
 ) -> None:
     model = snncore.NeuronModel(
@@ -224,10 +263,26 @@ def test_a_third_party_model_runs_on_the_generic_path(
 
     snncore.register_plugin(SimpleNamespace(register_models=register_models), name="snn-third")
     fused_backend = snncore.get_backend("fused")
-    assert fused_backend.route(model, "layer").name == "generic"
-    assert fused_backend.route(model, "layer", "cpu", torch.float32).priority < 0  # auto: torch
+    assert fused_backend.route(model, "layer").name == "generated"
+    assert fused_backend.route(model, "layer", "cpu", torch.float32).priority > 0  # auto: fused
     generic_mode("eager")
     fused, eager = _pair("leaky-fused-test", "layer")
     x = 60.0 * torch.rand(30, 2, 4, dtype=torch.float64)
     _compare(fused, eager, x, 1e-12)
     assert float(eager(x)[0].sum()) > 0
+
+
+def test_an_untraceable_third_party_model_runs_on_the_generic_path(
+    library: Any, generic_mode: Callable[[str], None], untraceable: str
+) -> None:
+    model = snncore.get_model(untraceable)
+    fused_backend = snncore.get_backend("fused")
+    assert fused_backend.route(model, "layer", "cpu", torch.float32).priority < 0  # auto: torch
+    generic_mode("eager")
+    fused, eager = _pair(untraceable, "layer")
+    x = 60.0 * torch.rand(30, 2, 4, dtype=torch.float64)
+    _compare(fused, eager, x, 1e-12)
+    assert float(eager(x)[0].sum()) > 0
+    auto = snncore.create(untraceable)
+    auto(x.float())
+    assert auto._backend_for(x.float()).name == "torch"

@@ -1,10 +1,17 @@
 """Which path a request takes, and the output buffers.
 
-- Calls a kernel does not take exactly (a parameter that needs a gradient, ``record_states``,
-  a state of another shape than the input, a per-neuron parameter wider than the input) run
+- Routes: CPU layers of every model with a feed-forward step run the kernel generated from it
+  (``generated``), and so do recurrent layers with a plain weighted input (``lif``, ``lsnn``,
+  ...), CUDA layers of the six Triton models their Triton kernels (``kernel``), anything else
+  the generic path (``generic``, ranked below the eager backend).
+- Calls the generated kernel does not take (a parameter that needs a gradient,
+  ``record_states``, a state field or per-neuron parameter of another dtype than the input) run
   the eager loop and agree with the torch backend bit for bit, gradients included.
-- ``auto`` picks ``fused`` only where a kernel runs the request (CPU, float32/float64, a kernel
-  model); half precision and generic models stay on ``torch``; CUDA is refused with a reason.
+- ``auto`` picks ``fused`` only where a kernel runs the request (CPU, float32/float64, a model
+  with a feed-forward step, or a recurrent layer with a generated kernel); half precision and
+  the recurrent-only models without one stay on ``torch``; other devices are refused with a reason.
+- The generated kernel handles odd shapes, non-contiguous inputs and broadcast states, and gives
+  the same bits on 1 and 2 threads.
 - Large outputs come from the kernels' block cache: 2 MiB aligned, reused after being freed,
   kept up to a limit, released on request, never released while a tensor uses them.
 """
@@ -18,6 +25,9 @@ import torch
 
 import snncore
 
+TRITON_MODELS = {"lif", "li", "lsnn", "lif_ex", "lif_adex", "lif_refrac"}
+RECURRENT_KERNEL_MODELS = {"lif", "lsnn"}
+
 
 def _both(name: str, **kwargs: Any) -> tuple[Any, Any]:
     return tuple(  # type: ignore[return-value]
@@ -27,16 +37,58 @@ def _both(name: str, **kwargs: Any) -> tuple[Any, Any]:
 
 
 def _declines(layer: Any, x: torch.Tensor, state: Any = None) -> bool:
-    from snn_backend_fused import kernels
+    """Whether the generated kernel declines this call (the eager loop then runs it)."""
+    from snn_backend_fused.compiler import kernel as generated
 
-    spec = kernels.kernel_for(layer.model, "layer")
     p = layer.parameters_now()
     if state is None:
         state = layer.make_initial_state(p, x.shape[1:], x.device, x.dtype)
-    return kernels.prepare(spec, x, state, p, layer.dt) is None
+    return generated.decline(layer.model, x, state, p, False) is not None
 
 
-def test_learnable_parameter_takes_the_eager_path(library: Any) -> None:
+@pytest.fixture
+def generated_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the models whose layer calls the generated kernel ran (not declined)."""
+    from snn_backend_fused.compiler import kernel as generated
+
+    calls: list[str] = []
+    run_layer = generated.run_layer
+
+    def spy(model: Any, *args: Any) -> Any:
+        result = run_layer(model, *args)
+        if not isinstance(result, str):
+            calls.append(model.name)
+        return result
+
+    monkeypatch.setattr(generated, "run_layer", spy)
+    return calls
+
+
+def test_routes_of_every_model_and_variant() -> None:
+    fused = snncore.get_backend("fused")
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for model in snncore.list_models():
+        if "layer" in model.variants:  # every feed-forward layer: its generated kernel
+            for device in (None, cpu):
+                route = fused.route(model, "layer", device, torch.float32)
+                assert route.name == "generated", (model.name, device)
+                assert route.priority == fused.priority
+            on_cuda = "kernel" if model.name in TRITON_MODELS else "generic"
+            assert fused.route(model, "layer", cuda, torch.float32).name == on_cuda, model.name
+        if "recurrent" in model.variants:  # no CUDA kernel for recurrent layers
+            assert fused.route(model, "recurrent", cuda, torch.float32).name == "generic"
+    for name in RECURRENT_KERNEL_MODELS:  # the generated recurrent kernel, ranked first
+        route = fused.route(snncore.get_model(name), "recurrent", cpu, torch.float32)
+        assert route.name == "generated" and route.priority == fused.priority, name
+    for name in ("lif_mc", "lif_mc_refrac"):  # module tensors: the generic path, below torch
+        route = fused.route(snncore.get_model(name), "recurrent", cpu, torch.float32)
+        assert route.name == "generic" and route.priority < 0, name
+    lif = snncore.get_model("lif")
+    assert fused.route(lif, "layer", cpu, torch.bfloat16).name == "generic"
+    assert fused.route(lif, "recurrent", cpu, torch.float16).priority < 0
+
+
+def test_learnable_parameter_takes_the_eager_path(library: Any, generated_runs: list[str]) -> None:
     fused, eager = _both("lif", learnable=["tau_mem_inv", "v_th"])
     x = 3.0 * torch.rand(60, 2, 5, dtype=torch.float64)
     assert _declines(fused, x)
@@ -46,21 +98,45 @@ def test_learnable_parameter_takes_the_eager_path(library: Any) -> None:
     assert fused.p_tau_mem_inv.grad is not None and eager.p_tau_mem_inv.grad is not None
     assert torch.equal(fused.p_tau_mem_inv.grad, eager.p_tau_mem_inv.grad)
     assert torch.equal(fused.p_v_th.grad, eager.p_v_th.grad)
+    assert generated_runs == []
 
 
-def test_record_states_takes_the_eager_path(library: Any) -> None:
+def test_record_states_takes_the_eager_path(library: Any, generated_runs: list[str]) -> None:
     fused, eager = _both("lsnn", record_states=True)
     x = 3.0 * torch.rand(30, 2, 4, dtype=torch.float64)
     (out, states), (out_ref, states_ref) = fused(x), eager(x)
     assert states.b.shape == (30, 2, 4)
     assert torch.equal(out, out_ref) and torch.equal(states.b, states_ref.b)
+    assert generated_runs == []
 
 
-def test_broadcast_state_and_wide_parameter_take_the_eager_path(library: Any) -> None:
+def test_broadcast_state_runs_the_generated_kernel(library: Any, generated_runs: list[str]) -> None:
+    from snn_lif import LIFFeedForwardState
+
+    fused, eager = _both("lif")
+    x = (3.0 * torch.rand(30, 2, 4, dtype=torch.float64)).requires_grad_(True)
+    state = LIFFeedForwardState(
+        v=torch.rand(4, dtype=torch.float64, requires_grad=True),
+        i=torch.zeros(4, dtype=torch.float64),
+    )
+    assert not _declines(fused, x, state)
+    weights = torch.randn(x.shape, dtype=torch.float64)
+    results = []
+    for layer in (fused, eager):
+        out, final = layer(x, state)
+        grads = torch.autograd.grad((out * weights).sum() + final.v.sum(), [x, state.v])
+        results.append((out, final.v, *grads))
+    assert generated_runs == ["lif"]
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_other_dtypes_take_the_eager_path(library: Any, generated_runs: list[str]) -> None:
     from snn_lif import LIFFeedForwardState
 
     fused, eager = _both("lif")
     x = 3.0 * torch.rand(30, 2, 4, dtype=torch.float64)
+    # a float32 state field with a float64 input
     state = LIFFeedForwardState(v=torch.zeros(4, dtype=torch.float64), i=torch.zeros(4))
     assert _declines(fused, x, state)
     assert torch.equal(fused(x, state)[0], eager(x, state)[0])
@@ -74,6 +150,7 @@ def test_broadcast_state_and_wide_parameter_take_the_eager_path(library: Any) ->
     )(x32)
     assert torch.equal(out, reference[0]) and torch.equal(state.v, reference[1].v)
     assert state.v.dtype == reference[1].v.dtype
+    assert generated_runs == []
 
 
 def test_auto_picks_fused_only_where_a_kernel_runs(library: Any) -> None:
@@ -84,9 +161,9 @@ def test_auto_picks_fused_only_where_a_kernel_runs(library: Any) -> None:
     half = x.to(torch.bfloat16)
     lif(half)
     assert lif._backend_for(half).name == "torch"
-    izhikevich = snncore.create("izhikevich")
+    izhikevich = snncore.create("izhikevich")  # a generated kernel: fused
     izhikevich(x)
-    assert izhikevich._backend_for(x).name == "torch"
+    assert izhikevich._backend_for(x).name == "fused"
     fused = snncore.get_backend("fused")
     model = snncore.get_model("lif")
     mps = fused.supports(model, "layer", torch.device("mps"), torch.float32)
@@ -94,6 +171,9 @@ def test_auto_picks_fused_only_where_a_kernel_runs(library: Any) -> None:
     assert "no 'recurrent' variant" in str(fused.supports(snncore.get_model("li"), "recurrent"))
     lif_mc = snncore.get_model("lif_mc")  # recurrent, no kernel: generic, so auto takes torch
     assert fused.route(lif_mc, "recurrent", "cpu", torch.float32).priority < 0
+    mc = snncore.create("lif_mc", variant="recurrent", input_size=3, hidden_size=4)
+    mc(x)
+    assert mc._backend_for(x).name == "torch"
 
 
 def test_explicit_fused_runs_half_precision_on_the_generic_path(library: Any) -> None:
@@ -107,6 +187,40 @@ def test_explicit_fused_runs_half_precision_on_the_generic_path(library: Any) ->
         assert torch.equal(out, snncore.create("lif", backend="torch")(x)[0])
     finally:
         generic.set_generic_mode(None)
+
+
+def test_odd_shapes_and_non_contiguous_input(library: Any, generated_runs: list[str]) -> None:
+    """T=1, a single neuron, neuron counts that are not a multiple of the vector width, more
+    feature dimensions, and a transposed (non-contiguous) input."""
+    for shape in [(1, 1, 1), (7, 1, 1), (5, 3, 17), (9, 2, 3, 5)]:
+        x = 3.0 * torch.rand(shape, dtype=torch.float64)
+        for name in ("lif", "li", "lsnn"):
+            fused, eager = _both(name)
+            out, state = fused(x)
+            out_ref, state_ref = eager(x)
+            torch.testing.assert_close(out, out_ref, rtol=0, atol=0)
+            torch.testing.assert_close(state.v, state_ref.v, rtol=0, atol=0)
+    x = 3.0 * torch.rand(4, 6, 50, dtype=torch.float64).transpose(1, 2)  # (4, 50, 6)
+    assert not x.is_contiguous()
+    fused, eager = _both("lif")
+    torch.testing.assert_close(fused(x)[0], eager(x)[0], rtol=0, atol=0)
+    assert generated_runs == ["lif", "li", "lsnn"] * 4 + ["lif"]
+
+
+def test_threads_do_not_change_the_result(library: Any, generated_runs: list[str]) -> None:
+    """1 or 2 threads give the same bits through the generated kernel."""
+    layer = snncore.create("lif", variant="layer", backend="fused")
+    x = 3.0 * torch.rand(64, 8, 1001)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, state_one = layer(x)
+        torch.set_num_threads(2)
+        two, state_two = layer(x)
+    finally:
+        torch.set_num_threads(threads)
+    assert generated_runs == ["lif", "lif"]
+    assert torch.equal(one, two) and torch.equal(state_one.v, state_two.v)
 
 
 def test_generic_mode_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,7 +283,8 @@ def test_cache_limit_and_release(library: Any) -> None:
 
 
 def test_outputs_survive_the_layer_and_train(library: Any) -> None:
-    """Kernel outputs are ordinary tensors: kept, modified in place, back-propagated twice."""
+    """Generated kernels' outputs are ordinary tensors: kept, modified in place, back-propagated
+    twice."""
     layer = snncore.create("lif", backend="fused")
     x = (3.0 * torch.rand(200, 8, 512)).requires_grad_(True)
     out, _ = layer(x)
@@ -185,8 +300,8 @@ def test_outputs_survive_the_layer_and_train(library: Any) -> None:
 
 
 def test_double_backward_is_refused(library: Any) -> None:
-    """The kernels' backward pass is not differentiable: asking for a second derivative fails
-    instead of silently giving zero."""
+    """The generated kernel's backward pass is not differentiable: asking for a second
+    derivative fails instead of silently giving zero."""
     layer = snncore.create("lif", backend="fused").double()
     x = (3.0 * torch.rand(20, 2, 3, dtype=torch.float64)).requires_grad_(True)
     out, _ = layer(x)

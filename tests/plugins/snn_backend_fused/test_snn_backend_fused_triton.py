@@ -10,13 +10,13 @@ backend:
   equal, states and gradients within 1e-10) and float32 (at most 1 spike in 10⁴ different; up to
   the first flip, states and gradients within 1e-5) -- "within" as
   ``torch.testing.assert_close(rtol=tol, atol=tol)``, with ``atol`` relative to the gradient's
-  largest magnitude for gradients, as in test_snn_backend_fused_exactness.py;
+  largest magnitude for gradients;
 - per-neuron parameters (float64, within 1e-12 / 1e-10), every surrogate on LIF and another per
   spiking kernel (float64, T=100, input gradient within 1e-10 of the largest);
 - ``torch.autograd.gradcheck`` (float64, T=12, 2 × 3) of every kernel, in its fast mode (random
   projections of the Jacobian: full mode takes 12-30 s per kernel under the interpreter; run it
   with ``SNN_TRITON_GRADCHECK_FULL=1``), with the ``heaviside`` surrogate for the spiking ones
-  (see test_snn_backend_fused_gradcheck.py);
+  (pseudo-derivative 0: the backward must be the true derivative of the piecewise-smooth map);
 - float16/bfloat16 inputs (computed in float32) against the float32 eager step.
 
 On a machine with CUDA the tests at the end run the kernels for real (they skip with "needs
@@ -192,19 +192,25 @@ def test_interpreted_half_precision(interpreted: dict[str, Any], dtype: str) -> 
 # -- on the CPU, without the interpreter -------------------------------------------------------
 
 
-def test_importing_and_running_the_backend_does_not_import_triton(library: Any) -> None:
+def test_the_cpu_path_runs_without_triton(library: Any) -> None:
+    """Triton is for CUDA only: with it unimportable (as on a machine without it), CPU layers
+    still compile their generated kernels and run (the step tracer imports torch's dispatch
+    machinery, which only probes for Triton)."""
     code = (
-        "import sys, torch, snncore, snn_backend_fused\n"
-        "layer = snncore.create('lif', backend='fused')\n"
-        "layer(torch.rand(5, 2, 3))\n"
-        "print('triton' in sys.modules)\n"
+        "import sys\n"
+        "sys.modules['triton'] = None  # import triton now raises ImportError\n"
+        "import torch, snncore, snn_backend_fused\n"
+        "x = torch.rand(5, 2, 3)\n"
+        "out, _ = snncore.create('lif', backend='fused')(x)\n"
+        "eager, _ = snncore.create('lif', backend='torch')(x)\n"
+        "print(bool(torch.equal(out, eager)))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert done.stdout.strip().splitlines()[-1] == "True"
 
 
 def test_cuda_requests_need_triton(monkeypatch: pytest.MonkeyPatch) -> None:

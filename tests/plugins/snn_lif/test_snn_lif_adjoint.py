@@ -262,7 +262,7 @@ def test_recurrent_forward_equals_the_ordinary_layer_bit_for_bit() -> None:
     g = torch.Generator().manual_seed(4)
     x = (torch.rand(1000, 4, 8, generator=g) < 0.3).float()
     torch.manual_seed(0)
-    ordinary = LIFRecurrent(8, 16)
+    ordinary = LIFRecurrent(8, 16, backend="torch")  # the eager loop, same summation order
     adjoint = LIFRecurrent(8, 16, adjoint=True)
     adjoint.load_state_dict(ordinary.state_dict())
     spikes, final = adjoint(x)

@@ -82,7 +82,7 @@ def test_sequence_declines_when_a_parameter_needs_a_gradient() -> None:
 
 
 def test_layer_uses_the_sequence_and_matches_the_cell_loop() -> None:
-    layer = snncore.create("lif", variant="layer")
+    layer = snncore.create("lif", variant="layer", backend="torch")  # auto: a fused kernel
     cell = snncore.create("lif", variant="cell")
     x, weights = _inputs(torch.float32, seed=2, shape=(100, 4, 2, 3))
     out, state = layer(x)

@@ -257,7 +257,7 @@ def test_recurrent_forward_equals_the_ordinary_layer_bit_for_bit() -> None:
     x = (torch.rand(1000, 4, 8, generator=g) < 0.3).float()
     torch.manual_seed(0)
     p = LSNNParameters(tau_adapt_inv=20.0, beta=0.2)  # thresholds that come back down
-    ordinary = LSNNRecurrent(8, 16, p)
+    ordinary = LSNNRecurrent(8, 16, p, backend="torch")  # the eager loop, same summation order
     adjoint = LSNNRecurrent(8, 16, p, adjoint=True)
     adjoint.load_state_dict(ordinary.state_dict())
     spikes, final = adjoint(x)

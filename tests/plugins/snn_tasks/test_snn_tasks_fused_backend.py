@@ -1,5 +1,7 @@
 """Both tasks' networks give the same loss and gradients with ``--backend fused`` as with
-``torch`` (float64: the kernels' sums run in another order, so agreement is to rounding, 1e-10)."""
+``torch`` (float64: the generated recurrent kernels add the recurrent current in another order
+than PyTorch's matrix product, so agreement is to rounding, 1e-10), with the layers and the
+recurrent lif/lsnn layers through the kernels generated from their steps."""
 
 from __future__ import annotations
 
@@ -23,19 +25,27 @@ def _loss_and_gradients(module: torch.nn.Module, loss: Any) -> tuple[float, list
 
 @pytest.fixture
 def kernel_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the hand-written kernels that ran a call (not declined it)."""
-    from snn_backend_fused import kernels, recurrent
+    """The generated kernels that ran a call (not declined it): ``"MODEL generated"`` for a
+    layer, ``"MODEL recurrent"`` for a recurrent layer."""
+    from snn_backend_fused.compiler import kernel as generated
 
     calls: list[str] = []
-    for module in (kernels, recurrent):
+    run_layer, run_recurrent = generated.run_layer, generated.run_recurrent
 
-        def spy(spec: Any, *args: Any, _run: Any = module.run, _kind: str = module.__name__) -> Any:
-            result = _run(spec, *args)
-            if result is not None:
-                calls.append(f"{spec.name} {_kind.rsplit('.', 1)[1]}")
-            return result
+    def spy_layer(model: Any, *args: Any) -> Any:
+        result = run_layer(model, *args)
+        if not isinstance(result, str):
+            calls.append(f"{model.name} generated")
+        return result
 
-        monkeypatch.setattr(module, "run", spy)
+    def spy_recurrent(model: Any, *args: Any) -> Any:
+        result = run_recurrent(model, *args)
+        if not isinstance(result, str):
+            calls.append(f"{model.name} recurrent")
+        return result
+
+    monkeypatch.setattr(generated, "run_layer", spy_layer)
+    monkeypatch.setattr(generated, "run_recurrent", spy_recurrent)
     return calls
 
 
@@ -67,14 +77,12 @@ def test_memory_net_with_fused_agrees_with_torch(
     ]
     lif, lsnn = pair[0].net.lif, pair[0].net.lsnn
     fused = snncore.get_backend("fused")
-    assert fused.route(lif.model, "recurrent").name == "kernel"
-    expected = "generic" if adaptation_gradient else "kernel"  # its own step: no kernel
-    assert fused.route(lsnn.model, "recurrent").name == expected
+    cpu = torch.device("cpu")
+    assert fused.route(lif.model, "recurrent", cpu, torch.float64).name == "generated"
+    # the adaptation-gradient LSNN has its own step: generated from it all the same
+    assert fused.route(lsnn.model, "recurrent", cpu, torch.float64).name == "generated"
     _assert_same(pair, lambda m: m._recall((x, targets))[0])
-    kernels_expected = {"lif_recurrent recurrent", "li kernels"} | (
-        set() if adaptation_gradient else {"lsnn_recurrent recurrent"}
-    )
-    assert set(kernel_calls) == kernels_expected
+    assert set(kernel_calls) == {"lif recurrent", f"{lsnn.model.name} recurrent", "li generated"}
 
 
 def test_mnist_net_with_fused_agrees_with_torch(kernel_calls: list[str]) -> None:
@@ -87,4 +95,4 @@ def test_mnist_net_with_fused_agrees_with_torch(kernel_calls: list[str]) -> None
         LIFConvNet(784, 4, 1e-3, input_scale=5.0, backend=b).double() for b in ("fused", "torch")
     ]
     _assert_same(pair, lambda m: torch.nn.functional.nll_loss(m(images), labels))
-    assert kernel_calls == ["lif kernels"] * 3 + ["li kernels"]
+    assert kernel_calls == ["lif generated"] * 3 + ["li generated"]

@@ -206,7 +206,7 @@ SNNG_EXPORT int snng_forward_@D@(int64_t T, int64_t M, int64_t F, const @S@* x, 
     V p[NP1][U], s[NS1][U], t[NT1][U];
     (void)t;
 @SCALAR_PARAMS@
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < tiles; ++b) {
       tile.begin(b, M, F, state, params, per_neuron);
       const int64_t m0 = tile.m0, n = tile.n;
@@ -259,7 +259,7 @@ SNNG_EXPORT int snng_backward_@D@(int64_t T, int64_t M, int64_t F, const @S@* x,
     S* tape = g + NS * BTILE;
     V p[NP1][U], s[NS1][U], t[NT1][U];
 @SCALAR_PARAMS@
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < tiles; ++b) {
       tile.begin(b, M, F, grad_state, params, per_neuron);  // st <- grad of the final state
       const int64_t m0 = tile.m0, n = tile.n;
@@ -314,6 +314,157 @@ SNNG_EXPORT int snng_backward_@D@(int64_t T, int64_t M, int64_t F, const @S@* x,
 #if defined(SNNG_STREAM)
     _mm_sfence();
 #endif
+  }
+  return 0;
+}
+"""
+
+
+RECURRENT_BLOCK = r"""
+// Recurrent layers: per batch row (a thread takes whole rows, so rows never wait for each
+// other), the current of step t is xw[t] + W_rec·z_{t-1} (z: state field ZF; the spikes are
+// mostly zero, so only their columns are added), then the generated step.  wt is W_rec
+// transposed (row j = column j of W_rec), w is W_rec.
+SNNG_EXPORT int snng_recurrent_forward_@D@(int64_t T, int64_t B, int64_t H, const @S@* xw,
+                                           const @S@* wt, @S@* const* state,
+                                           const @S@* const* params, const int64_t* per_neuron,
+                                           @S@* out, @S@* currents, @S@* zprev,
+                                           @S@* checkpoints, int threads) {
+  using namespace snng_@D@;
+  const int64_t HP = (H + BL - 1) / BL * BL;
+#pragma omp parallel num_threads(threads)
+  {
+    S* buffer = new S[(NS + NP + 1) * HP + 1];
+    Tile tile{0, 0, HP, buffer, buffer + NS * HP};
+    S* cur = buffer + (NS + NP) * HP;
+    V p[NP1][U], s[NS1][U], t[NT1][U];
+    (void)t;
+@SCALAR_PARAMS@
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; ++b) {
+      // a "tile" of one row: H neurons, parameters per neuron index (m % H)
+      for (int k = 0; k < NS; ++k)
+        for (int64_t i = 0; i < HP; ++i) tile.st[k * HP + i] = i < H ? state[k][b * H + i] : (S)0;
+      for (int j = 0; j < NP; ++j)
+        if (per_neuron[j])
+          for (int64_t i = 0; i < HP; ++i) tile.pn[j * HP + i] = params[j][i < H ? i : H - 1];
+      const int64_t n = H;
+      for (int64_t step_index = 0; step_index < T; ++step_index) {
+        const int64_t row = (step_index * B + b) * H;
+        if (checkpoints && step_index % K == 0)
+          for (int k = 0; k < NS; ++k)
+            std::memcpy(checkpoints + (((step_index / K) * NS + k) * B + b) * H, tile.st + k * HP,
+                        H * sizeof(S));
+        if (zprev) std::memcpy(zprev + row, tile.st + ZF * HP, H * sizeof(S));
+        for (int64_t i = 0; i < HP; ++i) cur[i] = i < H ? xw[row + i] : (S)0;
+        for (int64_t j = 0; j < H; ++j) {
+          const S zj = tile.st[ZF * HP + j];
+          if (zj != (S)0) {
+            const S* column = wt + j * H;
+            for (int64_t i = 0; i < H; ++i) cur[i] += zj * column[i];
+          }
+        }
+        if (currents) std::memcpy(currents + row, cur, H * sizeof(S));
+        for (int64_t i = 0; i < n; i += BL) {
+          V xv[U], o[U];
+          for (int u = 0; u < U; ++u) xv[u] = load(cur + i + u * L);
+          for (int k = 0; k < NS; ++k)
+            for (int u = 0; u < U; ++u) s[k][u] = load(tile.st + k * HP + i + u * L);
+@NEURON_PARAMS_R@
+          for (int u = 0; u < U; ++u) step(@STEP_ARGS@);
+          for (int k = 0; k < NS; ++k)
+            for (int u = 0; u < U; ++u) store(tile.st + k * HP + i + u * L, s[k][u]);
+          store_block(out + row + i, o, n - i);
+        }
+      }
+      for (int k = 0; k < NS; ++k) std::memcpy(state[k] + b * H, tile.st + k * HP, H * sizeof(S));
+    }
+    delete[] buffer;
+#if defined(SNNG_STREAM)
+    _mm_sfence();
+#endif
+  }
+  return 0;
+}
+
+// Backward: grad_current (T, B, H) receives the gradient of each step's current (the input
+// term's gradient; W_rec's is sum_t grad_current[t]^T zprev[t], one matrix product outside).
+SNNG_EXPORT int snng_recurrent_backward_@D@(int64_t T, int64_t B, int64_t H, const @S@* currents,
+                                            const @S@* w, const @S@* checkpoints,
+                                            const @S@* const* params, const int64_t* per_neuron,
+                                            const @S@* grad_out, @S@* const* grad_state,
+                                            @S@* grad_current, int threads) {
+  using namespace snng_@D@;
+  const int64_t HP = (H + BL - 1) / BL * BL;
+#pragma omp parallel num_threads(threads)
+  {
+    S* buffer = new S[(NS + NP + NS + K * NT + 1) * HP + 1];
+    Tile tile{0, 0, HP, buffer, buffer + NS * HP};
+    S* g = buffer + (NS + NP) * HP;
+    S* tape = g + NS * HP;
+    S* gc = tape + K * NT * HP;
+    V p[NP1][U], s[NS1][U], t[NT1][U];
+@SCALAR_PARAMS@
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; ++b) {
+      for (int k = 0; k < NS; ++k)
+        for (int64_t i = 0; i < HP; ++i) g[k * HP + i] = i < H ? grad_state[k][b * H + i] : (S)0;
+      for (int j = 0; j < NP; ++j)
+        if (per_neuron[j])
+          for (int64_t i = 0; i < HP; ++i) tile.pn[j * HP + i] = params[j][i < H ? i : H - 1];
+      const int64_t n = H;
+      for (int64_t c = (T - 1) / K; c >= 0; --c) {
+        const int64_t t0 = c * K, t1 = std::min<int64_t>(T, t0 + K);
+        for (int k = 0; k < NS; ++k)
+          for (int64_t i = 0; i < HP; ++i)
+            tile.st[k * HP + i] = i < H ? checkpoints[((c * NS + k) * B + b) * H + i] : (S)0;
+        for (int64_t step_index = t0; step_index < t1; ++step_index) {
+          const S* ct = currents + (step_index * B + b) * H;
+          S* tp = tape + (step_index - t0) * NT * HP;
+          for (int64_t i = 0; i < n; i += BL) {
+            V xv[U], o[U];
+            load_block(xv, ct + i, n - i);
+            for (int k = 0; k < NS; ++k)
+              for (int u = 0; u < U; ++u) s[k][u] = load(tile.st + k * HP + i + u * L);
+@NEURON_PARAMS_R@
+            for (int u = 0; u < U; ++u) step(@STEP_ARGS@);
+            for (int k = 0; k < NS; ++k)
+              for (int u = 0; u < U; ++u) store(tile.st + k * HP + i + u * L, s[k][u]);
+            for (int j = 0; j < NT; ++j)
+              for (int u = 0; u < U; ++u) store(tp + j * HP + i + u * L, t[j][u]);
+            (void)o;
+          }
+        }
+        for (int64_t step_index = t1 - 1; step_index >= t0; --step_index) {
+          const int64_t row = (step_index * B + b) * H;
+          const S* tp = tape + (step_index - t0) * NT * HP;
+          for (int64_t i = 0; i < n; i += BL) {
+            V go[U], gx[U], gs[NS1][U];
+            load_block(go, grad_out + row + i, n - i);
+            for (int k = 0; k < NS; ++k)
+              for (int u = 0; u < U; ++u) gs[k][u] = load(g + k * HP + i + u * L);
+            for (int j = 0; j < NT; ++j)
+              for (int u = 0; u < U; ++u) t[j][u] = load(tp + j * HP + i + u * L);
+@NEURON_PARAMS_R@
+            for (int u = 0; u < U; ++u) vjp(@VJP_ARGS@);
+            for (int k = 0; k < NS; ++k)
+              for (int u = 0; u < U; ++u) store(g + k * HP + i + u * L, gs[k][u]);
+            for (int u = 0; u < U; ++u) store(gc + i + u * L, gx[u]);
+          }
+          std::memcpy(grad_current + row, gc, H * sizeof(S));
+          // z_{t-1} fed the current through W_rec: its gradient gains W_rec^T gc
+          for (int64_t i = 0; i < H; ++i) {
+            const S gi = gc[i];
+            if (gi != (S)0) {
+              const S* w_row = w + i * H;
+              for (int64_t j = 0; j < H; ++j) g[ZF * HP + j] += gi * w_row[j];
+            }
+          }
+        }
+      }
+      for (int k = 0; k < NS; ++k) std::memcpy(grad_state[k] + b * H, g + k * HP, H * sizeof(S));
+    }
+    delete[] buffer;
   }
   return 0;
 }
@@ -511,7 +662,9 @@ def plan(traced: Traced) -> Plan:
     return Plan(graph, backward, x, states, params, seeds, grads, tuple(sorted(used)), static)
 
 
-def generate(traced: Traced, libmvec: set[str] = frozenset()) -> str:
+def generate(
+    traced: Traced, libmvec: set[str] = frozenset(), spikes_field: int | None = None
+) -> str:
     """C++ source of the forward and backward time loops of ``traced`` (float32 and float64)."""
     p = plan(traced)
     ns, np_, nt = len(p.states), len(p.params), len(p.tape)
@@ -588,6 +741,8 @@ def generate(traced: Traced, libmvec: set[str] = frozenset()) -> str:
     ):
         math = _math_block(needed, libmvec).replace("@F@", suffix).replace("@LANES@", lanes)
         block = DTYPE_BLOCK
+        if spikes_field is not None:
+            block += RECURRENT_BLOCK.replace("ZF", str(spikes_field))
         for key, value in {
             "@D@": d,
             "@S@": scalar_type,
@@ -606,6 +761,7 @@ def generate(traced: Traced, libmvec: set[str] = frozenset()) -> str:
             "@SCALAR_PARAMS@": scalar,
             "@NEURON_PARAMS@": neuron_loads("TILE"),
             "@NEURON_PARAMS_B@": neuron_loads("BTILE"),
+            "@NEURON_PARAMS_R@": neuron_loads("HP"),
             "@NS@": str(ns),
             "@NP@": str(np_),
             "@NT@": str(nt),

@@ -15,6 +15,7 @@ The target ISA is the machine's (``-march=native``) unless ``$SNN_FUSED_ISA`` na
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import subprocess
@@ -47,13 +48,16 @@ def isa() -> str:
     return os.environ.get("SNN_FUSED_ISA", "").strip() or "native"
 
 
-def libmvec_functions() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def libmvec_functions() -> frozenset[str]:
     """The vector math functions glibc's libmvec offers here (empty off x86-64 glibc)."""
     try:
         library = ctypes.CDLL("libmvec.so.1")
     except OSError:
-        return set()
-    return {name for name in cpp.VECTOR_MATH.values() if hasattr(library, f"_ZGVdN4v_{name}")}
+        return frozenset()
+    return frozenset(
+        name for name in cpp.VECTOR_MATH.values() if hasattr(library, f"_ZGVdN4v_{name}")
+    )
 
 
 def compile_flags(march: str | None = None) -> list[str]:
@@ -120,9 +124,30 @@ def load_source(source: str) -> Any:
         return library
 
 
+_libraries: dict[tuple[int, int | None, str], Any] = {}
+
+
+def library_for(traced: Traced, spikes_field: int | None = None) -> Any:
+    """The loaded library of a traced step (generated, hashed and looked up once per process
+    and ISA; later calls are a dictionary access)."""
+    key = (id(traced), spikes_field, isa())
+    found = _libraries.get(key)
+    if found is None:
+        source = cpp.generate(traced, set(libmvec_functions()), spikes_field=spikes_field)
+        found = _libraries[key] = load_source(source)
+    return found
+
+
 def _declare(library: Any) -> None:
     i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     for d in DTYPES.values():
+        if hasattr(library, f"snng_recurrent_forward_{d}"):
+            forward = getattr(library, f"snng_recurrent_forward_{d}")
+            forward.restype = c_int
+            forward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, c_int]
+            backward = getattr(library, f"snng_recurrent_backward_{d}")
+            backward.restype = c_int
+            backward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, c_int]
         forward = getattr(library, f"snng_forward_{d}")
         forward.restype = c_int
         forward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, c_int]
@@ -297,7 +322,7 @@ def run_layer(
     if isinstance(traced, str):
         return traced
     try:
-        library = load_source(cpp.generate(traced, libmvec_functions()))
+        library = library_for(traced)
     except build.FusedBuildError as exc:
         return f"its generated kernel does not build: {str(exc).splitlines()[0]}"
     params, per_neuron = [], []
@@ -314,4 +339,205 @@ def run_layer(
     flat, tree = torch.utils._pytree.tree_flatten(state)
     call = LayerCall(traced, library, max(1, torch.get_num_threads()))
     out, *final = _GeneratedLayer.apply(call, x, params, per_neuron_array, *flat)
+    return out, torch.utils._pytree.tree_unflatten(final, tree)
+
+
+# -- recurrent layers ------------------------------------------------------------------------------
+
+
+def spikes_field(model: Any, state: Any) -> int | str:
+    """Which flattened state field ``model.last_spikes`` reads (the one ``W_rec`` weighs), or
+    the reason none does."""
+    flat, tree = torch.utils._pytree.tree_flatten(state)
+    probes = [torch.full((1,), float(k)) for k in range(len(flat))]
+    try:
+        read = model.last_spikes(torch.utils._pytree.tree_unflatten(probes, tree))
+    except Exception as exc:
+        return f"its last_spikes accessor fails on a probe state: {exc}"
+    for k, probe in enumerate(probes):
+        if read is probe:
+            return k
+    return "its last_spikes accessor does not return one state field"
+
+
+def trace_recurrent(model: Any, p: Any, dt: float, hidden: int) -> tuple[Traced, int] | str:
+    """The traced recurrent step and its spikes field, or why it cannot be compiled."""
+    if model.synaptic_input is not None:
+        return "its recurrent input is not a plain weighted sum (synaptic_input)"
+    if model.module_tensors:
+        return f"its step takes module tensors ({', '.join(model.module_tensors)})"
+    tensors = dict(tensor_items(p))
+    kinds = tuple(parameter_kind(v, (hidden,)) for v in tensors.values())
+    if None in kinds:
+        odd = [n for n, k in zip(tensors, kinds, strict=True) if k is None]
+        return f"parameter(s) {odd} are neither scalars nor one value per neuron"
+    methods = tuple(str(getattr(v, "name", v)) for _, v in _methods(p))
+    key = ("recurrent", id(model), kinds, methods)
+    found = _traces.get(key)
+    if found is None:
+        try:
+            state = model.make_initial_state("recurrent", p, (2, hidden), None, torch.float64)
+            field = spikes_field(model, state)
+            if isinstance(field, str):
+                raise Untraceable(field)
+            traced = trace_step(model.recurrent_step, state, p, dt, (hidden,), kinds=kinds)
+            if not traced.dt_input:
+                raise Untraceable("its step needs dt as a number")
+            found = (traced, field)
+        except Untraceable as exc:
+            found = f"its step cannot be compiled: {exc}"
+        _traces[key] = found
+    return found
+
+
+def decline_recurrent(x: torch.Tensor, state: Any, p: Any, record_states: bool) -> str | None:
+    if record_states:
+        return "record_states=True needs every step's state"
+    if x.device.type != "cpu":
+        return f"the generated C++ kernels run on the CPU, not {x.device.type}"
+    if x.dtype not in DTYPES:
+        return f"the generated kernels run float32 and float64, not {x.dtype}"
+    if torch.is_autocast_enabled("cpu"):
+        return "CPU autocast is on"
+    for name, value in tensor_items(p):
+        if value.requires_grad and torch.is_grad_enabled():
+            return f"parameter {name} needs a gradient"
+    for value in torch.utils._pytree.tree_leaves(state):
+        if not isinstance(value, torch.Tensor) or value.dtype != x.dtype:
+            return "a state field of another dtype"
+    return None
+
+
+class _GeneratedRecurrent(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        call: LayerCall,
+        field: int,
+        xw: torch.Tensor,
+        w_rec: torch.Tensor,
+        params: list[torch.Tensor],
+        per_neuron: Any,
+        *state: torch.Tensor,
+    ) -> Any:  # type: ignore[override]
+        T, B, H = xw.shape
+        d = DTYPES[xw.dtype]
+        xw = xw.contiguous()
+        out = buffers.empty((T, B, H), xw.dtype)
+        final = [s.detach().expand(B, H).contiguous().clone() for s in state]
+        needs = ctx.needs_input_grad
+        keep = needs[2] or needs[3] or any(needs[6:])
+        k = cpp.CHECKPOINT_EVERY
+        currents = buffers.empty((T, B, H), xw.dtype) if keep else None
+        zprev = buffers.empty((T, B, H), xw.dtype) if keep else None
+        checkpoints = (
+            torch.empty(((T + k - 1) // k, len(final), B, H), dtype=xw.dtype)
+            if keep and T
+            else None
+        )
+        wt = w_rec.detach().t().contiguous()
+        forward = getattr(call.library, f"snng_recurrent_forward_{d}")
+        status = forward(
+            T,
+            B,
+            H,
+            xw.data_ptr(),
+            wt.data_ptr(),
+            _pointers(final),
+            _pointers(params),
+            per_neuron,
+            out.data_ptr(),
+            _ptr(currents),
+            _ptr(zprev),
+            _ptr(checkpoints),
+            call.threads,
+        )
+        if status != 0:
+            raise RuntimeError(f"generated recurrent kernel failed with status {status}")
+        ctx.call, ctx.params, ctx.per_neuron = call, params, per_neuron
+        ctx.state_shapes = [s.shape for s in state]
+        if keep:
+            ctx.save_for_backward(currents, zprev, checkpoints, w_rec)
+        return (out, *final)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor, *grad_state: torch.Tensor | None) -> Any:  # type: ignore[override]
+        currents, zprev, checkpoints, w_rec = ctx.saved_tensors
+        T, B, H = currents.shape
+        dtype = currents.dtype
+        grad_out = (torch.zeros_like(currents) if grad_out is None else grad_out).contiguous()
+        g_state = [
+            torch.zeros((B, H), dtype=dtype)
+            if g is None
+            else g.to(dtype).expand(B, H).contiguous().clone()
+            for g in grad_state
+        ]
+        grad_current = buffers.empty((T, B, H), dtype)
+        w = w_rec.detach().contiguous()
+        backward = getattr(ctx.call.library, f"snng_recurrent_backward_{DTYPES[dtype]}")
+        status = backward(
+            T,
+            B,
+            H,
+            currents.data_ptr(),
+            w.data_ptr(),
+            checkpoints.data_ptr(),
+            _pointers(ctx.params),
+            ctx.per_neuron,
+            grad_out.data_ptr(),
+            _pointers(g_state),
+            grad_current.data_ptr(),
+            ctx.call.threads,
+        )
+        if status != 0:
+            raise RuntimeError(f"generated recurrent backward kernel failed with status {status}")
+        grad_w = None
+        if ctx.needs_input_grad[3]:
+            grad_w = grad_current.reshape(-1, H).t() @ zprev.reshape(-1, H)
+        g_state = [g.sum_to_size(shape) for g, shape in zip(g_state, ctx.state_shapes, strict=True)]
+        return (None, None, grad_current, grad_w, None, None, *g_state)
+
+
+def _ptr(tensor: torch.Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
+
+
+def run_recurrent(
+    model: Any,
+    x: torch.Tensor,
+    state: Any,
+    p: Any,
+    dt: float,
+    input_weights: torch.Tensor,
+    recurrent_weights: torch.Tensor,
+) -> tuple[torch.Tensor, Any] | str:
+    """A recurrent layer through its generated kernel, or the reason it declines."""
+    hidden = recurrent_weights.shape[0]
+    found = trace_recurrent(model, p, dt, hidden)
+    if isinstance(found, str):
+        return found
+    traced, field = found
+    if x.dim() != 3 or x.shape[0] == 0:
+        return "the input is not (T, B, input_size) with T > 0"
+    if recurrent_weights.dtype != x.dtype or input_weights.dtype != x.dtype:
+        return "the weights' dtype differs from the input's"
+    try:
+        library = library_for(traced, field)
+    except build.FusedBuildError as exc:
+        return f"its generated kernel does not build: {str(exc).splitlines()[0]}"
+    params, per_neuron = [], []
+    values = [v for _, v in tensor_items(p)] + [torch.tensor(float(dt), dtype=torch.float64)]
+    for value, kind in zip(values, traced.kinds, strict=True):
+        value = value.detach().to(x.dtype)
+        params.append(
+            value.reshape(-1).contiguous() if kind == "neuron" else value.reshape(1).contiguous()
+        )
+        per_neuron.append(1 if kind == "neuron" else 0)
+    per_neuron_array = (ctypes.c_int64 * max(len(per_neuron), 1))(*per_neuron)
+    flat, tree = torch.utils._pytree.tree_flatten(state)
+    xw = torch.nn.functional.linear(x, input_weights)
+    call = LayerCall(traced, library, max(1, torch.get_num_threads()))
+    out, *final = _GeneratedRecurrent.apply(
+        call, field, xw, recurrent_weights, params, per_neuron_array, *flat
+    )
     return out, torch.utils._pytree.tree_unflatten(final, tree)

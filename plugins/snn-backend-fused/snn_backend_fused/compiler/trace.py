@@ -1,6 +1,7 @@
 """Tracing a model's step function into the compiler's IR (:mod:`.ir`).
 
-The step is run once under ``make_fx`` (at ATen level; in-place ops become new values) on small example
+The step is run once under a dispatch mode that records every ATen op (in-place ops become
+new values) on small example
 tensors: the input current, every state field, and every tensor parameter (a scalar, or one
 value per neuron).  Each surrogate in the parameter record is replaced by a tracing surrogate
 that records a ``spike`` op, and each surrogate's derivative is traced the same way.  Every ATen
@@ -11,14 +12,13 @@ products, integer arithmetic, ops without a rule here.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import torch
-from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils import _pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from snn_backend_fused.compiler.ir import Arg, Const, Graph
 from snncore.parameters import method_items, replace_tensors, tensor_items
@@ -105,118 +105,138 @@ _BINARY = {
 _IDENTITY = {"alias", "clone", "lift_fresh_copy", "contiguous", "expand", "_to_copy"}
 
 
-def _convert(
-    gm: torch.fx.GraphModule, input_count: int, dtype: torch.dtype
-) -> tuple[Graph, list[Arg]]:
-    """The fx graph of a functionalised trace -> IR (inputs first, in placeholder order)."""
-    graph = Graph()
-    values: dict[torch.fx.Node, Any] = {}
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    if len(placeholders) != input_count:
-        raise Untraceable(f"expected {input_count} inputs, traced {len(placeholders)}")
-    for node in placeholders:
-        values[node] = graph.add("input", attr=node.name)
+class _Recorder(TorchDispatchMode):
+    """Runs a function on example tensors and records every ATen op it executes, as IR.
 
-    def arg(value: Any) -> Arg | None:
-        if value is None:
-            return None
-        if isinstance(value, torch.fx.Node):
-            return values[value]
+    Inputs are marked first; every tensor an op returns is mapped to its IR value, so later ops
+    refer to it; an in-place op rebinds its tensor to the new value.  A one-element tensor that
+    no op made (a constant created in the step, ``torch.tensor(0.5)``) becomes a constant.
+    """
+
+    def __init__(self, dtype: torch.dtype):
+        super().__init__()
+        self.graph = Graph()
+        self.dtype = dtype
+        self.values: dict[int, Any] = {}
+        self.alive: list[torch.Tensor] = []  # keeps the ids of mapped tensors unique
+
+    def bind(self, tensor: torch.Tensor, value: Any) -> None:
+        self.values[id(tensor)] = value
+        self.alive.append(tensor)
+
+    def arg(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            found = self.values.get(id(value))
+            if found is not None:
+                return found
+            if value.numel() == 1 and value.dtype.is_floating_point | (value.dtype == torch.bool):
+                return Const(float(value.item()))
+            raise Untraceable(
+                f"a tensor of shape {tuple(value.shape)} that is neither an input nor made from one"
+            )
+        if value is None or isinstance(value, (torch.dtype, torch.device, torch.layout, str)):
+            return value
         if isinstance(value, bool):
             return Const(float(value))
         if isinstance(value, (int, float)):
             return Const(float(value))
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.arg(v) for v in value)
         raise Untraceable(f"an argument of type {type(value).__name__} ({value!r})")
 
-    for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            continue
-        if node.op == "output":
-            outputs = _pytree.tree_leaves(node.args[0])
-            return graph, [arg(o) for o in outputs]  # type: ignore[misc]
-        if node.op == "get_attr":
-            constant = getattr(gm, node.target)
-            if not isinstance(constant, torch.Tensor) or constant.numel() != 1:
-                raise Untraceable(f"a tensor constant of shape {tuple(constant.shape)}")
-            values[node] = Const(float(constant.item()))
-            continue
-        if node.op != "call_function":
-            raise Untraceable(f"an fx node of kind {node.op}")
-        if node.target is operator.getitem:
-            raise Untraceable("an op with several results")
-        values[node] = _op(graph, node, arg, dtype)
-        if _in_place(node) and isinstance(node.args[0], torch.fx.Node):
-            values[node.args[0]] = values[node]  # later uses of the mutated tensor see the result
-    raise Untraceable("the trace has no output")
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        name = func._schema.name.split("::")[-1]
+        if name in ("_local_scalar_dense", "is_nonzero", "item", "equal"):
+            raise Untraceable(f"control flow on tensor values (aten.{name})")
+        out = func(*args, **kwargs)
+        if not isinstance(out, torch.Tensor):
+            raise Untraceable(f"the op aten.{name}, which does not return one tensor")
+        mapped = [self.arg(a) for a in args]
+        mapped_kwargs = {k: self.arg(v) for k, v in kwargs.items()}
+        sources = [a.dtype if isinstance(a, torch.Tensor) else None for a in args]
+        value = _op(self.graph, func, mapped, mapped_kwargs, sources, out, self.dtype)
+        self.bind(out, value)
+        if name.endswith("_") and args and isinstance(args[0], torch.Tensor):
+            self.bind(args[0], value)  # later uses of the mutated tensor see the result
+        return out
 
 
-def _in_place(node: torch.fx.Node) -> bool:
-    schema = getattr(node.target, "_schema", None)
-    return schema is not None and schema.name.split("::")[-1].endswith("_")
+def _record(
+    function: Callable[..., Any], inputs: Sequence[torch.Tensor], dtype: torch.dtype
+) -> tuple[Graph, list[Arg]]:
+    """``function(*inputs)`` as IR: one input node per input, outputs = its returned tensors."""
+    recorder = _Recorder(dtype)
+    for k, tensor in enumerate(inputs):
+        recorder.bind(tensor, recorder.graph.add("input", attr=f"in{k}"))
+    with torch.no_grad(), recorder:
+        results = function(*inputs)
+    outputs = []
+    for result in _pytree.tree_leaves(results):
+        if not isinstance(result, torch.Tensor):
+            raise Untraceable(f"the step returns a {type(result).__name__}")
+        outputs.append(recorder.arg(result))
+    return recorder.graph, outputs
 
 
-def _op(graph: Graph, node: torch.fx.Node, arg: Callable[[Any], Any], dtype: torch.dtype) -> Arg:
-    target = node.target
-    if target is torch.ops.snnfused_trace.spike.default:
-        x, alpha, which = node.args
-        return graph.add("spike", arg(x), arg(alpha), attr=int(which))
-    name = getattr(target, "_schema", None)
-    if name is None:
-        raise Untraceable(f"a call of {target!r}")
-    base = target._schema.name.split("::")[-1].removesuffix("_")  # type: ignore[union-attr]
+def _op(
+    graph: Graph,
+    func: Any,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    sources: list[Any],
+    out: torch.Tensor,
+    dtype: torch.dtype,
+) -> Arg:
+    """The IR of one recorded ATen op (``args`` already mapped to IR values)."""
+    if func is torch.ops.snnfused_trace.spike.default:
+        x, alpha, which = args
+        return graph.add("spike", x, alpha, attr=int(which.value))
+    base = func._schema.name.split("::")[-1].removesuffix("_")
+    overload = func._overloadname
     if base == "copy":  # x.copy_(y): the value is y's
-        return arg(node.args[1])
-    overload = target._overloadname  # type: ignore[union-attr]
-    args, kwargs = list(node.args), dict(node.kwargs)
-    value = node.meta.get("val")
-    if isinstance(value, torch.Tensor) and value.dtype not in (dtype, torch.bool):
-        raise Untraceable(f"{base} computes in {value.dtype}, not {dtype}")
+        return args[1]
+    if out.dtype not in (dtype, torch.bool):
+        raise Untraceable(f"{base} computes in {out.dtype}, not {dtype}")
     if base == "detach":
-        return graph.add("detach", arg(args[0]))
+        return graph.add("detach", args[0]) if isinstance(args[0], int) else args[0]
     if base in _IDENTITY:
         if base == "_to_copy":
-            target_dtype = kwargs.get("dtype")
-            source = (
-                node.args[0].meta.get("val") if isinstance(node.args[0], torch.fx.Node) else None
-            )
-            if isinstance(source, torch.Tensor) and source.dtype == torch.bool:
-                return graph.add("float", arg(args[0]))
-            if target_dtype not in (None, dtype):
-                raise Untraceable(f"a conversion to {target_dtype}")
-        if base == "expand" or isinstance(arg(args[0]), Const):
-            return arg(args[0])
-        return arg(args[0])
+            if sources[0] == torch.bool:
+                return graph.add("float", args[0])
+            if kwargs.get("dtype") not in (None, dtype):
+                raise Untraceable(f"a conversion to {kwargs.get('dtype')}")
+        return args[0]
     if base in ("full_like", "zeros_like", "ones_like", "scalar_tensor", "full"):
-        fill = {"zeros_like": 0.0, "ones_like": 1.0}.get(base)
+        fill = {"zeros_like": Const(0.0), "ones_like": Const(1.0)}.get(base)
         if fill is None:
             fill = args[1] if base in ("full_like", "full") else args[0]
-        return Const(float(fill))
+        return fill
     if base in _UNARY:
-        return graph.add(_UNARY[base], arg(args[0]))
-    if base in ("add", "sub") and (kwargs.get("alpha", 1) != 1):
-        scaled = graph.add("mul", arg(args[1]), Const(float(kwargs["alpha"])))
-        return graph.add(base, arg(args[0]), scaled)
+        return graph.add(_UNARY[base], args[0])
+    if base in ("add", "sub") and kwargs.get("alpha", Const(1.0)) != Const(1.0):
+        scaled = graph.add("mul", args[1], kwargs["alpha"])
+        return graph.add(base, args[0], scaled)
     if base == "rsub":
-        return graph.add("sub", arg(args[1]), arg(args[0]))
+        return graph.add("sub", args[1], args[0])
     if base == "div" and kwargs.get("rounding_mode") is not None:
         raise Untraceable(f"div with rounding_mode={kwargs['rounding_mode']!r}")
     if base == "pow":
-        base_is_tensor, exponent_is_tensor = (isinstance(a, torch.fx.Node) for a in args[:2])
-        if exponent_is_tensor:
+        if isinstance(args[1], int):
             raise Untraceable("pow with a tensor exponent")
-        if not base_is_tensor:
+        if not isinstance(args[0], int):
             raise Untraceable("pow of a number to a tensor power")
-        return graph.add("pow", arg(args[0]), arg(args[1]))
+        return graph.add("pow", args[0], args[1])
     if base in _BINARY:
-        return graph.add(_BINARY[base], arg(args[0]), arg(args[1]))
+        return graph.add(_BINARY[base], args[0], args[1])
     if base in ("clamp", "clamp_min", "clamp_max"):
         low = args[1] if len(args) > 1 else kwargs.get("min")
         high = args[2] if len(args) > 2 else kwargs.get("max")
         if base == "clamp_max":
             low, high = None, low
-        return graph.add("clamp", arg(args[0]), arg(low), arg(high))
+        return graph.add("clamp", args[0], low, high)
     if base == "where":
-        return graph.add("where", arg(args[0]), arg(args[1]), arg(args[2]))
+        return graph.add("where", args[0], args[1], args[2])
     raise Untraceable(f"the op aten.{base}.{overload}, which is not elementwise or has no rule")
 
 
@@ -293,8 +313,7 @@ def trace_step(
     failure: Exception | None = None
     for extra in attempts:
         try:
-            gm = make_fx(flat_step)(x, *states, *examples, *extra)
-            graph, outputs = _convert(gm, 1 + len(states) + len(examples) + len(extra), dtype)
+            graph, outputs = _record(flat_step, [x, *states, *examples, *extra], dtype)
         except Untraceable as exc:
             failure = exc
             continue
@@ -302,6 +321,11 @@ def trace_step(
             failure = Untraceable(f"tracing failed: {type(exc).__name__}: {_first_line(exc)}")
             continue
         graph.outputs = outputs
+        if surrogates and not any(node.op == "spike" for _, node in graph):
+            # a spike through a surrogate other than p's (or none) would lose its gradient
+            raise Untraceable(
+                "its parameters name a surrogate, but its step never spikes through it"
+            )
         return Traced(
             graph,
             tuple(f"s{i}" for i in range(len(flat_state))),
@@ -326,13 +350,12 @@ def trace_derivative(surrogate: Surrogate, dtype: torch.dtype = torch.float64) -
         return surrogate.derivative(x, alpha) + torch.zeros_like(x)
 
     try:
-        gm = make_fx(derivative)(x, alpha)
+        graph, outputs = _record(derivative, [x, alpha], dtype)
     except Exception as exc:
         raise Untraceable(
             f"the derivative of surrogate {surrogate.name!r} does not trace: "
             f"{type(exc).__name__}: {_first_line(exc)}"
         ) from None
-    graph, outputs = _convert(gm, 2, dtype)
     graph.outputs = outputs
     return graph
 

@@ -1,6 +1,6 @@
 """The CUDA kernels of the fused backend, written in Triton.
 
-The same contract as the C++ kernels (:mod:`snn_backend_fused.kernels`, csrc/): one
+The hand-written kernels' contract (:mod:`snn_backend_fused.kernels`): one
 :class:`~snn_backend_fused.kernels.KernelSpec` per model, the whole time loop inside one kernel,
 each program owning a block of neurons with their state in registers, forward and a hand-written
 backward (no per-step graph), the surrogate a compile-time number (one kernel source, not one per

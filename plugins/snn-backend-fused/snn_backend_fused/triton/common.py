@@ -2,7 +2,7 @@
 stores, the backward pass's pointers (output gradient, checkpointed segments), the spike, the
 surrogates.
 
-Conventions of the kernels (the C++ kernels' layout, csrc/common.h):
+Conventions of the kernels:
 
 - ``x``, ``out``, ``grad_x``: (T, M), time-major, ``M`` = batch × features neurons, in the
   input's dtype; ``state``, ``grad_state``: (S, M), one row per state field, in the *compute*
@@ -44,7 +44,7 @@ def device(fn: Callable[..., Any]) -> Callable[..., Any]:
 #: kernels widen them to int64 (``M.to(tl.int64)``) and step pointers by them.
 NOT_SPECIALIZED = ("T", "M", "K", "g_st", "g_sn")
 
-# The surrogates, numbered as kernels.SURROGATES and csrc/common.h ``Surrogate``.
+# The surrogates, numbered as kernels.SURROGATES.
 SUPER: tl.constexpr = tl.constexpr(0)
 HEAVISIDE: tl.constexpr = tl.constexpr(1)
 TRIANGLE: tl.constexpr = tl.constexpr(2)

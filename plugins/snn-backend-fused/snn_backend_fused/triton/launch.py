@@ -77,12 +77,12 @@ class _Call:
 
 
 def prepare(spec: KernelSpec, x: torch.Tensor, state: Any, p: Any, dt: float) -> _Call | None:
-    """The launch arguments, or None where the kernel does not apply exactly (the C++ path's
-    rules, :func:`snn_backend_fused.kernels.check`) or not at all (device, dtype)."""
+    """The launch arguments, or None where the kernel does not apply exactly (the rules of
+    :func:`snn_backend_fused.kernels.check`) or not at all (device, dtype)."""
     on_cpu = x.device.type == "cpu"
     if x.dtype not in DTYPES or (x.device.type != "cuda" and not (on_cpu and INTERPRETED)):
         return None
-    if spec.name not in FAMILIES:  # a C++ kernel without a Triton one: the eager loop
+    if spec.name not in FAMILIES:  # a spec without a Triton kernel: the eager loop
         return None
     checked = kernels.check(spec, x, state, p, dt)
     if checked is None:
