@@ -1,13 +1,12 @@
-"""The ``fused`` backend: kernels generated from the models' steps on the CPU, hand-written
-Triton kernels for six layer models on CUDA, else the generic path (see
-:mod:`snn_backend_fused.generic`).
+"""The ``fused`` backend: kernels generated from the models' steps -- C++ on the CPU, Triton on
+CUDA -- else the generic path (see :mod:`snn_backend_fused.generic`).
 
 Which path a request takes (the route's name in brackets):
 
 =====================================  =========================================================
 request                                path
 =====================================  =========================================================
-feed-forward layer of any model with   the kernel generated from the model's step
+feed-forward layer of any model with   the C++ kernel generated from the model's step
 a feed-forward step, or recurrent      (:mod:`snn_backend_fused.compiler`; recurrent: ``W_in·x``
 layer of any model with a plain        one matrix product, then the time loop with ``W_rec·z``
 weighted recurrent input and no        in one call), unless the call is one it declines
@@ -15,24 +14,26 @@ module tensors; CPU, float32/float64   (``record_states=True``, a parameter that
 [generated]                            gradient, CPU autocast, an odd state or parameter dtype)
                                        -- then the exact eager loop -- or a step that cannot be
                                        traced -- then the generic path
-feed-forward layer of lif, li, lsnn,   the Triton kernel (:mod:`snn_backend_fused.triton`;
-lif_ex, lif_adex, lif_refrac on CUDA,  declined calls take the eager loop); refused when Triton
-float16/bfloat16/float32/float64       does not import
-[kernel]
+feed-forward layer of any model with   the Triton kernel generated from the same step
+a feed-forward step that traces; CUDA, (:mod:`snn_backend_fused.compiler.triton_emit`); declined
+float16/bfloat16/float32/float64       calls (``record_states=True``, a parameter that needs a
+[generated]                            gradient, CUDA autocast, an odd state or parameter dtype)
+                                       take the exact eager loop; refused when Triton does not
+                                       import
 any other model, variant, device or    the generic path: the model's step compiled by
 dtype [generic]                        ``torch.compile`` over time (eager if that fails)
 =====================================  =========================================================
 
-Selection: ``backend="auto"`` prefers ``fused`` (priority 10) only where it has a generated or
-hand-written kernel — its ``route`` ranks every other request below the eager backend (-10), so
-``auto`` never compiles a model behind the user's back; ``backend="fused"`` runs every model.  CPU and CUDA
-(CUDA needs Triton; the Triton kernels were verified through Triton's interpreter only, see
-docs/backend-fused.md).
+Selection: ``backend="auto"`` prefers ``fused`` (priority 10) only where it has a generated (or
+hand-tuned) kernel — its ``route`` ranks every other request below the eager backend (-10), so
+``auto`` never compiles a model behind the user's back; ``backend="fused"`` runs every model.  CPU
+and CUDA (CUDA needs Triton; the generated Triton kernels were checked through Triton's
+interpreter and compiled for sm_90, never run on a GPU, see docs/backend-fused.md).
 
 If the hand-written C++ library (the buffer pool every CPU kernel writes its outputs into,
 :mod:`snn_backend_fused.build`) cannot be built (no compiler, a compile error, a library that
-does not load), ``supports`` refuses with the cause: ``auto`` then falls back to the next
-backend after one warning line, and ``backend="fused"`` fails with
+does not load), ``supports`` refuses CPU requests with the cause: ``auto`` then falls back to the
+next backend after one warning line, and ``backend="fused"`` fails with
 :class:`snncore.BackendUnavailableError` naming the cause.
 """
 
@@ -47,8 +48,6 @@ from snn_backend_fused import generic
 from snn_backend_fused.hooks import hand_tuned
 from snncore.protocols import NeuronModel, Route
 
-#: The Triton (CUDA) kernels' dtypes: float16 and bfloat16 are computed in float32.
-CUDA_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 #: The route priority of requests without a kernel: below the eager backend's 0.
 GENERIC_PRIORITY = -10
 
@@ -110,28 +109,58 @@ def compiler_support(
     return result if isinstance(result, str) else None
 
 
+def triton_support(
+    model: NeuronModel, variant: str = "layer", dtype: Any = None, traced: bool = False
+) -> str | None:
+    """Why ``variant`` of the model gets no generated Triton (CUDA) kernel, or ``None``: feed-
+    forward layers only, float16/bfloat16/float32/float64, Triton importable; with ``traced``
+    the step is traced for the model's default parameters and its Triton source generated."""
+    from snn_backend_fused.compiler import triton_emit
+
+    if variant != "layer":
+        return "the generated CUDA kernels run feed-forward layers only"
+    if model.feed_forward_step is None:
+        return "the model has no layer step"
+    if dtype is not None and dtype not in triton_emit.DTYPES:
+        names = ", ".join(str(d).removeprefix("torch.") for d in triton_emit.DTYPES)
+        return f"the generated Triton kernels run {names}, not {dtype}"
+    why = triton_emit.unavailable()
+    if why is not None:
+        return why
+    if not traced:
+        return None
+    from snn_backend_fused.compiler import kernel as generated
+
+    result = generated.trace_layer(model, model.parameters(), 0.001, (3,))
+    if isinstance(result, str):
+        return result
+    try:
+        triton_emit.generate(result)
+    except triton_emit.Unsupported as exc:
+        return f"its step has no Triton kernel: {exc}"
+    return None
+
+
 class FusedBackend:
-    """Whole-sequence kernels (generated on the CPU, hand-written Triton on CUDA); a compiled
-    generic path for the rest."""
+    """Whole-sequence kernels generated from the models' steps (C++ on the CPU, Triton on
+    CUDA); a compiled generic path for the rest."""
 
     name = "fused"
     priority = 10
     summary = (
         "whole-sequence C++ kernels on CPU, generated from the model's step for layers and "
-        "recurrent layers; Triton kernels for six layer models on CUDA; anything else through "
-        "its torch.compile'd step"
+        "recurrent layers; Triton generated from the same step for layers on CUDA; anything else "
+        "through its torch.compile'd step"
     )
 
     def route(
         self, model: NeuronModel, variant: str, device: Any = None, dtype: Any = None
     ) -> Route:
-        """``generated`` (the model's step compiled to C++: CPU layers and recurrent layers),
-        ``kernel`` (a hand-written Triton kernel: CUDA layers), both at this backend's priority,
+        """``generated`` (the model's step compiled to C++ for CPU layers and recurrent layers, to
+        Triton for CUDA layers) or ``hand-tuned`` (a plugin's kernel), at this backend's priority,
         or ``generic`` (the model's compiled step, ranked below the eager backend so that
         ``auto`` never compiles a model with torch.compile behind the user's back), with the
         reason."""
-        from snn_backend_fused import kernels
-
         cuda = device is not None and torch.device(device).type == "cuda"
         tuned = hand_tuned(model, variant, "cuda" if cuda else "cpu")
         if tuned is not None:
@@ -158,24 +187,17 @@ class FusedBackend:
             return Route(
                 "generic", GENERIC_PRIORITY, f"no generated kernel ({reason}); {generic_path}"
             )
-        if kernels.kernel_for(model, variant) is None:
+        reason = triton_support(model, variant, dtype, traced=True)
+        if reason is None:
             return Route(
-                "generic",
-                GENERIC_PRIORITY,
-                f"no generated CUDA kernel; no hand-written kernel for CUDA (Triton: layers only): "
-                f"{generic_path}",
-            )
-        if dtype is not None and dtype not in CUDA_KERNEL_DTYPES:
-            return Route(
-                "generic",
-                GENERIC_PRIORITY,
-                f"the kernel runs {', '.join(str(d) for d in CUDA_KERNEL_DTYPES)}, not {dtype}",
+                "generated",
+                self.priority,
+                "Triton generated from the model's step (whole time loop, derived backward); "
+                "calls it declines (record_states=True, a parameter that needs a gradient, CUDA "
+                "autocast) run the eager loop",
             )
         return Route(
-            "kernel",
-            self.priority,
-            "hand-written Triton kernel; calls it declines (record_states=True, a parameter "
-            "that needs a gradient, a third-party surrogate) run the eager loop",
+            "generic", GENERIC_PRIORITY, f"no generated CUDA kernel ({reason}); {generic_path}"
         )
 
     def supports(
@@ -191,9 +213,9 @@ class FusedBackend:
         if dtype is not None and not dtype.is_floating_point:
             return f"dtype {dtype} is not floating point"
         if kind == "cuda":  # the Triton kernels (and torch.compile's generic path) need Triton
-            from snn_backend_fused.triton import unavailable
+            from snn_backend_fused.compiler import triton_emit
 
-            reason = unavailable()
+            reason = triton_emit.unavailable()
             return None if reason is None else f"its CUDA kernels need Triton: {reason}"
         failure = build.error()
         if failure is None and device is not None:  # at run time: build on first use
@@ -215,8 +237,6 @@ class FusedBackend:
         dt: float,
         record_states: bool,
     ) -> tuple[torch.Tensor, Any]:
-        from snn_backend_fused import kernels
-
         tuned = hand_tuned(model, "layer", x.device.type)
         if tuned is not None and not record_states:
             result = tuned.run(x, state, p, dt)
@@ -236,16 +256,19 @@ class FusedBackend:
             # the step cannot be compiled (or its kernel does not build): the generic path, as
             # the route says for such a model
             return generic.run_layer(model, x, state, p, dt, record_states)
-        spec = kernels.kernel_for(model, "layer")
-        if spec is None:
-            return generic.run_layer(model, x, state, p, dt, record_states)
-        if not record_states:
-            from snn_backend_fused import triton
+        from snn_backend_fused.compiler import triton_emit
 
-            result = triton.run(spec, x, state, p, dt)
-            if result is not None:
-                return result
-        return generic.eager_layer(model, x, state, p, dt, record_states)
+        if triton_support(model, "layer", x.dtype) is not None:  # as routed: the generic path
+            return generic.run_layer(model, x, state, p, dt, record_states)
+        if triton_emit.decline(model, x, state, p, record_states) is not None:
+            # a call the kernel would not reproduce: the exact eager loop
+            return generic.eager_layer(model, x, state, p, dt, record_states)
+        result = triton_emit.run_layer(model, x, state, p, dt)
+        if not isinstance(result, str):
+            return result
+        # the step cannot be compiled (or its Triton kernel does not generate, load or compile):
+        # the generic path, as the route says for such a model
+        return generic.run_layer(model, x, state, p, dt, record_states)
 
     def run_recurrent(self, model: NeuronModel, *args: Any) -> tuple[torch.Tensor, Any]:
         """``args``: ``x, state, p, dt, input_weights, recurrent_weights, module_tensors,

@@ -1,4 +1,4 @@
-"""The generic path: every request without a generated or hand-written kernel.
+"""The generic path: every request without a generated (or hand-tuned) kernel.
 
 Measured on the development machine (2 cores, torch 2.13 CPU, T=500, B=16, N=1024, forward +
 backward): the model's own step compiled by ``torch.compile`` and driven over ``x.unbind(0)``
@@ -24,10 +24,10 @@ pass, cannot be caught this way.
 Compiling the first time costs several seconds on 2 cores (inductor keeps its own on-disk cache
 for later processes).  Numerics: inductor may fuse and reorder the step's operations, so
 results agree with the eager step to rounding, not bit for bit; a spike whose voltage lands
-within rounding of the threshold can flip.  Calls the generated and hand-written kernels decline
-(see :func:`snn_backend_fused.compiler.kernel.decline` and ``decline_recurrent``,
-:func:`snn_backend_fused.kernels.check`) take :func:`eager_layer` / :func:`eager_recurrent`,
-which are exact.
+within rounding of the threshold can flip.  Calls the generated kernels decline (see
+:func:`snn_backend_fused.compiler.kernel.decline` and ``decline_recurrent``,
+:func:`snn_backend_fused.compiler.triton_emit.decline`) take :func:`eager_layer` /
+:func:`eager_recurrent`, which are exact.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 - Routes: CPU layers of every model with a feed-forward step run the kernel generated from it
   (``generated``), and so do recurrent layers with a plain weighted input (``lif``, ``lsnn``,
-  ...), CUDA layers of the six Triton models their Triton kernels (``kernel``), anything else
-  the generic path (``generic``, ranked below the eager backend).
+  ...); CUDA layers of every model the Triton generated from the same step (``generated``, where
+  Triton imports); anything else the generic path (``generic``, ranked below the eager backend).
 - Calls the generated kernel does not take (a parameter that needs a gradient,
   ``record_states``, a state field or per-neuron parameter of another dtype than the input) run
   the eager loop and agree with the torch backend bit for bit, gradients included.
@@ -25,7 +25,6 @@ import torch
 
 import snncore
 
-TRITON_MODELS = {"lif", "li", "lsnn", "lif_ex", "lif_adex", "lif_refrac"}
 RECURRENT_KERNEL_MODELS = {"lif", "lsnn"}
 
 
@@ -64,7 +63,10 @@ def generated_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def test_routes_of_every_model_and_variant() -> None:
+def test_routes_of_every_model_and_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    from snn_backend_fused.compiler import triton_emit
+
+    monkeypatch.setattr(triton_emit, "unavailable", lambda: None)  # routing imports no Triton
     fused = snncore.get_backend("fused")
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     for model in snncore.list_models():
@@ -73,8 +75,8 @@ def test_routes_of_every_model_and_variant() -> None:
                 route = fused.route(model, "layer", device, torch.float32)
                 assert route.name == "generated", (model.name, device)
                 assert route.priority == fused.priority
-            on_cuda = "kernel" if model.name in TRITON_MODELS else "generic"
-            assert fused.route(model, "layer", cuda, torch.float32).name == on_cuda, model.name
+            route = fused.route(model, "layer", cuda, torch.float32)  # its generated Triton
+            assert route.name == "generated" and route.priority == fused.priority, model.name
         if "recurrent" in model.variants:  # no CUDA kernel for recurrent layers
             assert fused.route(model, "recurrent", cuda, torch.float32).name == "generic"
     for name in RECURRENT_KERNEL_MODELS:  # the generated recurrent kernel, ranked first

@@ -1,9 +1,8 @@
 """Every surrogate of MODELS.md, and the alias ``fast_sigmoid``, through the fused backend's
 layers (the kernels generated from the models' steps, the surrogate's derivative traced with
-them): each gives the eager backend's gradients (float64, within 1e-10 of the largest).  The
-hand-written (Triton) kernels take a built-in surrogate as a parameter, numbered as the registry
-lists them.  A surrogate a third party registers runs through the generated kernel too (and
-through the generated recurrent kernel: test_snn_backend_fused_recurrent.py)."""
+them): each gives the eager backend's gradients (float64, within 1e-10 of the largest).  A
+surrogate a third party registers runs through the generated kernel too (and through the
+generated recurrent kernel: test_snn_backend_fused_recurrent.py)."""
 
 from __future__ import annotations
 
@@ -84,14 +83,6 @@ def test_every_surrogate_matches_eager(
     torch.testing.assert_close(grad, grad_ref, rtol=1e-10, atol=1e-10 * scale)
 
 
-def test_surrogate_numbering_follows_the_registry() -> None:
-    from snn_backend_fused import kernels
-
-    assert kernels.surrogate_index("super") == kernels.surrogate_index("fast_sigmoid") == 0
-    assert [kernels.surrogate_index(n) for n in kernels.SURROGATES] == list(range(8))
-    assert kernels.surrogate_index("no-such-surrogate") is None
-
-
 def _mine(x: torch.Tensor, alpha: Any) -> torch.Tensor:
     return 1.0 / (1.0 + (alpha * x).abs())
 
@@ -99,8 +90,6 @@ def _mine(x: torch.Tensor, alpha: Any) -> torch.Tensor:
 def test_third_party_surrogate_runs_through_the_generated_kernel(
     library: Any, fresh_manager: Any, generated_runs: list[str]
 ) -> None:
-    from snn_backend_fused import kernels
-
     @snncore.hookimpl
     def register_surrogates(register: Callable[..., None]) -> None:
         register(snncore.Surrogate("mine-fused-test", _mine))
@@ -108,7 +97,6 @@ def test_third_party_surrogate_runs_through_the_generated_kernel(
     snncore.register_plugin(
         SimpleNamespace(register_surrogates=register_surrogates), name="snn-mine-fused-test"
     )
-    assert kernels.surrogate_index("mine-fused-test") is None  # no hand-written kernel takes it
     x = 3.0 * torch.rand(50, 2, 4, dtype=torch.float64)
     weights = torch.randn(x.shape, dtype=torch.float64)
     grad = _gradient(_layer("lif", "mine-fused-test", 3.0, "fused"), x, weights)

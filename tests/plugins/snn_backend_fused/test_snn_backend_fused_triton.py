@@ -1,36 +1,26 @@
-"""The Triton (CUDA) kernels of the fused backend.
+"""The fused backend on CUDA: which path a request takes, what is refused, and (on a GPU) the
+generated Triton kernels through the public backend.
 
-Without a GPU they are checked through Triton's interpreter (``TRITON_INTERPRET=1``), which runs
-the kernels' code on CPU tensors with numpy.  The variable has to be set before Triton decorates
-the kernels, so those checks run in subprocesses (snn_backend_fused_triton_checks.py, two in
-parallel) and the tests below assert on the numbers they report, against the eager ``torch``
-backend:
+Every model's feed-forward layer runs on CUDA the Triton kernel generated from its step
+(:mod:`snn_backend_fused.compiler.triton_emit`); the kernels themselves are checked under
+Triton's interpreter and compiled for sm_90 in test_snn_backend_fused_generated_triton.py.  Here:
 
-- every kernel over T=1000 steps (3 × 40 neurons, perturbed initial state) in float64 (spikes
-  equal, states and gradients within 1e-10) and float32 (at most 1 spike in 10⁴ different; up to
-  the first flip, states and gradients within 1e-5) -- "within" as
-  ``torch.testing.assert_close(rtol=tol, atol=tol)``, with ``atol`` relative to the gradient's
-  largest magnitude for gradients;
-- per-neuron parameters (float64, within 1e-12 / 1e-10), every surrogate on LIF and another per
-  spiking kernel (float64, T=100, input gradient within 1e-10 of the largest);
-- ``torch.autograd.gradcheck`` (float64, T=12, 2 × 3) of every kernel, in its fast mode (random
-  projections of the Jacobian: full mode takes 12-30 s per kernel under the interpreter; run it
-  with ``SNN_TRITON_GRADCHECK_FULL=1``), with the ``heaviside`` surrogate for the spiking ones
-  (pseudo-derivative 0: the backward must be the true derivative of the piecewise-smooth map);
-- float16/bfloat16 inputs (computed in float32) against the float32 eager step.
-
-On a machine with CUDA the tests at the end run the kernels for real (they skip with "needs
-CUDA" otherwise).  Everything here skips when Triton is not installed.
+- without Triton, CUDA requests are refused with the reason, and the CPU path never imports it;
+- the routes on CUDA: every layer model ``generated`` in float16/bfloat16/float32/float64,
+  recurrent layers ``generic``; half precision on the CPU stays ``generic``;
+- the CUDA branch of ``run_layer`` (a ``meta`` tensor standing in for a CUDA one, the kernel
+  replaced by a recorder): declined calls take the eager loop, a dtype the kernels do not take
+  and a step without a Triton kernel the generic path, a hand-tuned kernel comes first;
+- on a machine with CUDA, the generated kernels for real (the tests skip with "needs CUDA"
+  otherwise).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,165 +34,28 @@ needs_triton = pytest.mark.skipif(
 )
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
-DRIVER = Path(__file__).with_name("snn_backend_fused_triton_checks.py")
 MODELS = ["lif", "li", "lsnn", "lif_ex", "lif_adex", "lif_refrac"]
-SPIKING = [m for m in MODELS if m != "li"]
-SURROGATES = [
-    "super", "fast_sigmoid", "heaviside", "triangle", "tanh", "circ", "heavi_erfc", "logistic",
-    "atan",
-]  # fmt: skip
-# one more surrogate per spiking kernel besides LIF, so that each kernel's wiring of it is seen
-OTHER_SURROGATES = {
-    "lsnn": "triangle",
-    "lif_ex": "logistic",
-    "lif_adex": "atan",
-    "lif_refrac": "heavi_erfc",
-}
-EXACT = [f"exact:{m}:{d}" for m in MODELS for d in ("float64", "float32")]
-CHECKS = [
-    *EXACT,
-    *(f"per_neuron:{m}" for m in ["lif", "li", "lsnn", "lif_adex", "lif_refrac"]),
-    *(f"surrogate:lif:{s}" for s in SURROGATES),
-    *(f"surrogate:{m}:{s}" for m, s in OTHER_SURROGATES.items()),
-    *(f"gradcheck:{m}" for m in MODELS),
-    "half:float16",
-    "half:bfloat16",
-]
+LAYER_MODELS = sorted(m.name for m in snncore.list_models() if "layer" in m.variants)
+HALF_AND_FULL = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def _cost(check: str) -> float:
-    """Rough seconds under the interpreter, to balance the workers."""
-    kind, *args = check.split(":")
-    if kind == "exact":
-        return {"lif": 2.5, "li": 1.5}.get(args[0], 4.5)
-    return {"per_neuron": 1.0, "surrogate": 0.8, "gradcheck": 1.3, "half": 1.0}[kind]
-
-
-def _split(checks: list[str], workers: int) -> list[list[str]]:
-    groups: list[list[str]] = [[] for _ in range(workers)]
-    loads = [0.0] * workers
-    for check in sorted(checks, key=_cost, reverse=True):
-        k = loads.index(min(loads))
-        groups[k].append(check)
-        loads[k] += _cost(check)
-    return [g for g in groups if g]
-
-
-@pytest.fixture(scope="module")
-def interpreted() -> dict[str, dict[str, Any]]:
-    """Every check's result, from subprocesses running the kernels under the interpreter."""
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    workers = max(1, min(2, os.cpu_count() or 1))
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(DRIVER), *group],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for group in _split(CHECKS, workers)
-    ]
-    results: dict[str, dict[str, Any]] = {}
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=900)
-        for line in stdout.splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                results[record["check"]] = record
-        if proc.returncode != 0:
-            pytest.fail(f"the interpreter checks failed:\n{stderr[-4000:]}")
-    return results
-
-
-@needs_triton
-def test_the_checks_ran_under_the_interpreter(interpreted: dict[str, Any]) -> None:
-    setup = interpreted["setup"]
-    assert setup["interpreting"] and setup["kernel"] == "InterpretedFunction", setup
-    assert set(CHECKS) <= set(interpreted)
-
-
-@needs_triton
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", MODELS)
-def test_interpreted_kernel_equals_eager_over_1000_steps(
-    interpreted: dict[str, Any], name: str, dtype: str
-) -> None:
-    r = interpreted[f"exact:{name}:{dtype}"]
-    assert r["dtype"] == f"torch.{dtype}" and r["grad_dtypes"] == [f"torch.{dtype}"]
-    assert r["grads"] >= 3 and r["grads_sound"]  # x and at least two state fields, non-zero
-    tolerance = 1e-10 if dtype == "float64" else 1e-5
-    if name != "li":
-        assert 0.02 < r["spike_rate"] < 0.9  # many spikes and many silent steps
-        if dtype == "float64":
-            assert r["flips"] == 0
-        else:
-            assert r["flips"] <= r["elements"] // 10_000
-        assert r["equal_before_first_flip"]
-        if r["flips"]:  # after a flip the trajectories part: nothing more to compare
-            return
-    else:
-        assert r["out_dev"] <= tolerance
-    assert r["state_dev"] <= tolerance
-    assert r["grad_dev"] <= tolerance
-
-
-@needs_triton
-@pytest.mark.parametrize("name", ["lif", "li", "lsnn", "lif_adex", "lif_refrac"])
-def test_interpreted_per_neuron_parameters(interpreted: dict[str, Any], name: str) -> None:
-    r = interpreted[f"per_neuron:{name}"]
-    assert r["per_neuron"]  # the (P, M) parameter layout, not scalars
-    assert r["out_dev"] <= 1e-12 and r["state_dev"] <= 1e-10 and r["grad_dev"] <= 1e-10
-
-
-@needs_triton
-@pytest.mark.parametrize(
-    "check",
-    [f"surrogate:lif:{s}" for s in SURROGATES]
-    + [f"surrogate:{m}:{s}" for m, s in OTHER_SURROGATES.items()],
-)
-def test_interpreted_surrogates(interpreted: dict[str, Any], check: str) -> None:
-    r = interpreted[check]
-    assert r["index"] is not None  # a built-in surrogate: the kernel's, not the eager fallback
-    assert r["sound"] and r["grad_dev"] <= 1e-10
-
-
-@needs_triton
-@pytest.mark.parametrize("name", MODELS)
-def test_interpreted_gradcheck(interpreted: dict[str, Any], name: str) -> None:
-    r = interpreted[f"gradcheck:{name}"]
-    assert r["ok"]
-    if name != "li":
-        assert 0 < r["spikes"] < r["outputs"]  # the dynamics spike and reset
-
-
-@needs_triton
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_interpreted_half_precision(interpreted: dict[str, Any], dtype: str) -> None:
-    """Computed in float32 from the half-precision input; the parameters are rounded to the
-    half dtype as the step rounds them, so the spikes agree with the float32 step's at almost
-    every step and the input gradients point the same way (not bit for bit)."""
-    for name, r in interpreted[f"half:{dtype}"]["models"].items():
-        assert r["dtypes"] == [f"torch.{dtype}"], name
-        assert r["finite"] and 0.02 < r["spike_rate"] < 0.9, name
-        assert r["agreement"] >= 0.99, (name, r["agreement"])
-        assert r["grad_cosine"] >= 0.999, (name, r["grad_cosine"])  # the input gradient
-
-
-# -- on the CPU, without the interpreter -------------------------------------------------------
+# -- on the CPU ----------------------------------------------------------------------------------
 
 
 def test_the_cpu_path_runs_without_triton(library: Any) -> None:
     """Triton is for CUDA only: with it unimportable (as on a machine without it), CPU layers
     still compile their generated kernels and run (the step tracer imports torch's dispatch
-    machinery, which only probes for Triton)."""
+    machinery, which only probes for Triton; the Triton emitter imports it only to load a
+    kernel)."""
     code = (
         "import sys\n"
         "sys.modules['triton'] = None  # import triton now raises ImportError\n"
         "import torch, snncore, snn_backend_fused\n"
+        "from snn_backend_fused.compiler import triton_emit\n"
         "x = torch.rand(5, 2, 3)\n"
         "out, _ = snncore.create('lif', backend='fused')(x)\n"
         "eager, _ = snncore.create('lif', backend='torch')(x)\n"
+        "print(triton_emit.unavailable() is not None)\n"
         "print(bool(torch.equal(out, eager)))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
@@ -210,50 +63,173 @@ def test_the_cpu_path_runs_without_triton(library: Any) -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "True"
+    assert done.stdout.strip().splitlines()[-2:] == ["True", "True"]
 
 
 def test_cuda_requests_need_triton(monkeypatch: pytest.MonkeyPatch) -> None:
-    from snn_backend_fused import triton as fused_triton
+    from snn_backend_fused.compiler import triton_emit
 
     fused = snncore.get_backend("fused")
     lif, izhikevich = snncore.get_model("lif"), snncore.get_model("izhikevich")
     cuda = torch.device("cuda")
-    monkeypatch.setattr(fused_triton, "unavailable", lambda: "Triton is not importable (test)")
+    monkeypatch.setattr(triton_emit, "unavailable", lambda: "Triton is not importable (test)")
     reason = fused.supports(lif, "layer", cuda, torch.float32)
     assert reason == "its CUDA kernels need Triton: Triton is not importable (test)"
-    monkeypatch.setattr(fused_triton, "unavailable", lambda: None)
+    assert fused.route(lif, "layer", cuda, torch.float32).priority < 0
+    monkeypatch.setattr(triton_emit, "unavailable", lambda: None)
     assert fused.supports(lif, "layer", cuda, torch.bfloat16) is None
-    # auto ranks fused first on CUDA exactly where a Triton kernel runs the request
-    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        assert fused.route(lif, "layer", cuda, dtype).priority == fused.priority
-    assert fused.route(izhikevich, "layer", cuda, torch.float32).priority < 0
+    # auto ranks fused first on CUDA for every layer model: Triton generated from its step
+    for model in (lif, izhikevich):
+        for dtype in HALF_AND_FULL:
+            route = fused.route(model, "layer", cuda, dtype)
+            assert route.name == "generated" and route.priority == fused.priority
+            assert "Triton generated from the model's step" in route.reason
     assert fused.route(snncore.get_model("lsnn"), "recurrent", cuda, torch.float32).priority < 0
     # on the CPU half precision still takes the generic path
     assert fused.route(lif, "layer", torch.device("cpu"), torch.bfloat16).priority < 0
 
 
-@needs_triton
-def test_triton_availability_is_reported() -> None:
-    from snn_backend_fused.triton import unavailable
-
-    assert unavailable() is None
-
-
-@needs_triton
-def test_triton_path_takes_cpu_tensors_only_under_the_interpreter(
+def test_every_layer_model_routes_to_generated_triton_on_cuda(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from snn_backend_fused import kernels
-    from snn_backend_fused import triton as fused_triton
+    from snn_backend_fused.compiler import triton_emit
+
+    monkeypatch.setattr(triton_emit, "unavailable", lambda: None)  # routing imports no Triton
+    fused = snncore.get_backend("fused")
+    for name in LAYER_MODELS:
+        for dtype in HALF_AND_FULL:
+            route = fused.route(snncore.get_model(name), "layer", torch.device("cuda"), dtype)
+            assert route.name == "generated" and route.priority == fused.priority, (name, dtype)
+
+
+def test_a_step_without_a_triton_kernel_routes_generic(monkeypatch: pytest.MonkeyPatch) -> None:
+    from snn_backend_fused.compiler import triton_emit
+
+    monkeypatch.setattr(triton_emit, "unavailable", lambda: None)
+
+    def no_triton(traced: Any) -> str:
+        raise triton_emit.Unsupported("no Triton for op 'test'")
+
+    monkeypatch.setattr(triton_emit, "generate", no_triton)
+    fused = snncore.get_backend("fused")
+    route = fused.route(snncore.get_model("lif"), "layer", torch.device("cuda"), torch.float32)
+    assert route.name == "generic" and route.priority < 0
+    assert "no Triton for op 'test'" in route.reason
+
+
+@needs_triton
+def test_triton_availability_is_reported() -> None:
+    from snn_backend_fused.compiler import triton_emit
+
+    assert triton_emit.unavailable() is None
+
+
+@needs_triton
+def test_the_triton_path_takes_cpu_tensors_only_under_the_interpreter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from snn_backend_fused.compiler import triton_emit
 
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     layer = snncore.create("lif", backend="torch")
-    spec = kernels.kernel_for(layer.model, "layer")
-    assert spec is not None
+    p = layer.parameters_now()
     x = torch.rand(4, 2, 3)
-    state = layer.make_initial_state(layer.parameters_now(), x.shape[1:], x.device, x.dtype)
-    assert fused_triton.run(spec, x, state, layer.parameters_now(), layer.dt) is None
+    state = layer.make_initial_state(p, x.shape[1:], x.device, x.dtype)
+    reason = triton_emit.run_layer(layer.model, x, state, p, layer.dt)
+    assert isinstance(reason, str) and "CUDA" in reason
+
+
+# -- the CUDA branch of run_layer, without a GPU ------------------------------------------------
+
+
+@pytest.fixture
+def cuda_branch(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which path the CUDA branch of ``FusedBackend.run_layer`` took, call by call: ``triton``
+    (the generated kernel ran), ``eager`` (the exact eager loop) or ``generic``.  The kernel, the
+    eager loop and the generic path are replaced by recorders; a ``meta`` tensor takes the branch
+    a CUDA tensor takes (every device but the CPU; ``supports`` admits only CUDA)."""
+    from snn_backend_fused import generic
+    from snn_backend_fused.compiler import triton_emit
+
+    taken: list[str] = []
+    monkeypatch.setattr(triton_emit, "unavailable", lambda: None)
+
+    def kernel(model: Any, x: torch.Tensor, *args: Any) -> Any:
+        taken.append("triton")
+        return x, None
+
+    def recorder(name: str) -> Any:
+        def run(model: Any, x: torch.Tensor, *args: Any) -> Any:
+            taken.append(name)
+            return x, None
+
+        return run
+
+    monkeypatch.setattr(triton_emit, "run_layer", kernel)
+    monkeypatch.setattr(generic, "eager_layer", recorder("eager"))
+    monkeypatch.setattr(generic, "run_layer", recorder("generic"))
+    return taken
+
+
+def _decline_unless(monkeypatch: pytest.MonkeyPatch, declined: bool) -> None:
+    from snn_backend_fused.compiler import triton_emit
+
+    reason = "record_states=True needs every step's state" if declined else None
+    monkeypatch.setattr(triton_emit, "decline", lambda *args: reason)
+
+
+def test_cuda_run_layer_paths(monkeypatch: pytest.MonkeyPatch, cuda_branch: list[str]) -> None:
+    fused = snncore.get_backend("fused")
+    layer = snncore.create("lif", backend="torch")
+    p, dt = layer.parameters_now(), layer.dt
+    for dtype in HALF_AND_FULL:  # the generated kernel
+        _decline_unless(monkeypatch, False)
+        fused.run_layer(
+            layer.model, torch.empty(3, 2, 4, device="meta", dtype=dtype), None, p, dt, False
+        )
+    _decline_unless(monkeypatch, True)  # a declined call: the exact eager loop
+    fused.run_layer(layer.model, torch.empty(3, 2, 4, device="meta"), None, p, dt, True)
+    _decline_unless(monkeypatch, False)  # a dtype the kernels do not take: the generic path
+    x = torch.empty(3, 2, 4, device="meta", dtype=torch.float8_e4m3fn)
+    fused.run_layer(layer.model, x, None, p, dt, False)
+    assert cuda_branch == ["triton"] * 4 + ["eager", "generic"]
+
+
+def test_cuda_run_layer_untraceable_step_takes_the_generic_path(
+    monkeypatch: pytest.MonkeyPatch, cuda_branch: list[str]
+) -> None:
+    from snn_backend_fused.compiler import triton_emit
+
+    fused = snncore.get_backend("fused")
+    layer = snncore.create("lif", backend="torch")
+    _decline_unless(monkeypatch, False)
+    monkeypatch.setattr(triton_emit, "run_layer", lambda *a: "its step cannot be compiled: test")
+    x = torch.empty(3, 2, 4, device="meta")
+    fused.run_layer(layer.model, x, None, layer.parameters_now(), layer.dt, False)
+    assert cuda_branch == ["generic"]
+
+
+def test_cuda_hand_tuned_kernel_comes_first(
+    monkeypatch: pytest.MonkeyPatch, cuda_branch: list[str]
+) -> None:
+    from snn_backend_fused import backend, hooks
+
+    layer = snncore.create("lif", backend="torch")
+    answers = iter([(torch.zeros(1), None), "declines this call"])
+    tuned = hooks.HandTunedKernel(layer.model, "layer", "cuda", lambda *a: next(answers), "test")
+    monkeypatch.setattr(
+        backend, "hand_tuned", lambda m, v, d: tuned if d in ("cuda", "meta") else None
+    )
+    _decline_unless(monkeypatch, False)
+    fused = snncore.get_backend("fused")
+    route = fused.route(layer.model, "layer", torch.device("cuda"), torch.float32)
+    assert route.name == "hand-tuned" and route.priority == fused.priority
+    x = torch.empty(3, 2, 4, device="meta")
+    p, dt = layer.parameters_now(), layer.dt
+    out, _ = fused.run_layer(layer.model, x, None, p, dt, False)  # the hand-tuned kernel ran
+    assert out.shape == (1,) and cuda_branch == []
+    fused.run_layer(layer.model, x, None, p, dt, False)  # it declines: the generated kernel
+    assert cuda_branch == ["triton"]
 
 
 # -- on a GPU ------------------------------------------------------------------------------------
@@ -265,8 +241,7 @@ def test_triton_path_takes_cpu_tensors_only_under_the_interpreter(
 @pytest.mark.parametrize("name", MODELS)
 def test_cuda_kernel_equals_eager_over_1000_steps(name: str, dtype: torch.dtype) -> None:
     import torch.utils._pytree as pytree
-    from snn_backend_fused import kernels
-    from snn_backend_fused.triton import launch
+    from snn_backend_fused.compiler import triton_emit
 
     generator = torch.Generator().manual_seed(7)
     overrides = {"tau_adapt_inv": 20.0, "beta": 0.2} if name == "lsnn" else {}
@@ -279,10 +254,8 @@ def test_cuda_kernel_equals_eager_over_1000_steps(name: str, dtype: torch.dtype)
     leaves = [leaf + 0.5 * torch.rand_like(leaf) for leaf in leaves]
     if name == "lif_refrac":
         leaves[-1] = torch.randint(0, 6, x.shape[1:], device="cuda").to(dtype)
-    kernel = kernels.kernel_for(fused.model, "layer")
-    assert kernel is not None
     base = pytree.tree_unflatten(leaves, spec)
-    assert launch.prepare(kernel, x, base, fused.parameters_now(), fused.dt) is not None
+    assert triton_emit.decline(fused.model, x, base, fused.parameters_now()) is None
 
     def run(layer: Any) -> tuple[Any, ...]:
         xs = x.detach().requires_grad_(True)

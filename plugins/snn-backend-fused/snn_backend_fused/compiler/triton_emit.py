@@ -35,12 +35,16 @@ outside the time loop.
 :func:`load` writes the source to the kernel cache (``$SNN_FUSED_CACHE_DIR``,
 ``gen-triton-<sha>.py``: Triton reads a kernel's source from its file) and imports it, once per
 process; :func:`run_layer` runs a layer through it (an autograd function), or returns why not.
-Importing this module does not import Triton.
+Importing this module does not import Triton (only loading a kernel module does), so the backend
+imports it on the CPU too: :func:`unavailable` says whether Triton imports, :func:`interpreting`
+whether its interpreter is on (then, and only then, :func:`run_layer` takes CPU tensors -- how the
+tests check the kernels without a GPU; ``backend="fused"`` never takes this path on the CPU).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import math
@@ -87,17 +91,56 @@ class Unsupported(Exception):
     """The traced step has something the Triton emitter does not generate; says what."""
 
 
+@functools.cache
+def unavailable() -> str | None:
+    """``None`` where Triton imports, else why not (checked once per process)."""
+    try:
+        import triton
+        import triton.language  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken installation
+        return f"Triton is not importable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def interpreting() -> bool:
+    """Whether Triton runs kernels in its interpreter (``TRITON_INTERPRET``, read as Triton reads
+    it: kernels are decorated for the interpreter only if it was set before they were loaded)."""
+    return os.environ.get("TRITON_INTERPRET", "").strip().lower() in ("1", "true", "on", "yes")
+
+
 PRELUDE = """\
 import numpy as np
 import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
-from snn_backend_fused.triton import interpreting
-from snn_backend_fused.triton.common import div, sqrt
+from snn_backend_fused.compiler.triton_emit import interpreting
 
 #: Whether the kernels below run in Triton's interpreter (on CPU tensors, with numpy).
 INTERPRETED = interpreting()
+
+
+# triton.jit for a function the kernels call; under the interpreter the plain function (the
+# interpreter re-patches triton.language on every call of a jitted function, about 0.5 ms; the
+# plain function runs the same statements under the kernel's patch).
+def _device(fn):
+    return fn if INTERPRETED else triton.jit(fn)
+
+
+# a / b, IEEE-rounded: tl.div_rn in float32 (plain / is approximate there on NVIDIA GPUs), / in
+# float64 (already IEEE; div_rn takes float32 only).
+@_device
+def div(a, b):
+    result = a / b if a.dtype == tl.float64 else tl.div_rn(a, b)
+    return result
+
+
+# The square root, IEEE-rounded (tl.sqrt_rn takes float32 only; float64's sqrt is IEEE).
+@_device
+def sqrt(a):
+    result = tl.sqrt(a) if a.dtype == tl.float64 else tl.sqrt_rn(a)
+    return result
+
 
 if INTERPRETED:  # no libdevice: numpy's functions, as plain Python on the interpreter's arrays
     from triton.runtime.interpreter import TensorHandle
@@ -683,12 +726,10 @@ def decline(
     ``None``."""
     if record_states:
         return "record_states=True needs every step's state"
-    from snn_backend_fused import triton as fused_triton
-
-    why = fused_triton.unavailable()
+    why = unavailable()
     if why is not None:
         return f"the generated CUDA kernels need Triton: {why}"
-    if x.device.type != "cuda" and not (x.device.type == "cpu" and fused_triton.interpreting()):
+    if x.device.type != "cuda" and not (x.device.type == "cpu" and interpreting()):
         return f"the generated Triton kernels run on CUDA (or the CPU under Triton's interpreter), not {x.device.type}"
     if x.dtype not in DTYPES:
         return f"the generated Triton kernels run float16, bfloat16, float32 and float64, not {x.dtype}"
