@@ -60,8 +60,16 @@ def measure(pythonpath: list[str], steps: int, neurons: int, repeat: int) -> dic
     env["PYTHONPATH"] = os.pathsep.join([*pythonpath, env.get("PYTHONPATH", "")]).strip(os.pathsep)
     env["SNNCORE_DISABLE_PLUGINS"] = "snn-bench,snn-scaffold,snn-tasks"  # not needed here
     code = MEASURE.format(steps=steps, neurons=neurons, repeat=repeat)
+    code += "\nimport sys; print(snncore.__file__, file=sys.stderr)"
+    # not from the repository's root: `python -c` puts the working directory first on sys.path,
+    # which would import this tree's snncore ahead of the baseline's
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tempfile.gettempdir(),
     )
     if out.returncode != 0:
         raise SystemExit(f"measurement failed:\n{out.stderr[-2000:]}")
