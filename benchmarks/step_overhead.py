@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from baseline import baseline_checkout, environment
 
 MEASURE = """
 import json, sys, time
@@ -56,8 +54,7 @@ print(json.dumps(result))
 
 
 def measure(pythonpath: list[str], steps: int, neurons: int, repeat: int) -> dict[str, float]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([*pythonpath, env.get("PYTHONPATH", "")]).strip(os.pathsep)
+    env = environment(pythonpath)
     env["SNNCORE_DISABLE_PLUGINS"] = "snn-bench,snn-scaffold,snn-tasks"  # not needed here
     code = MEASURE.format(steps=steps, neurons=neurons, repeat=repeat)
     code += "\nimport sys; print(snncore.__file__, file=sys.stderr)"
@@ -76,12 +73,6 @@ def measure(pythonpath: list[str], steps: int, neurons: int, repeat: int) -> dic
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def baseline_path(worktree: Path) -> list[str]:
-    return [str(worktree)] + [
-        str(p) for p in sorted((worktree / "plugins").iterdir()) if p.is_dir()
-    ]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="HEAD", help="git revision to compare against")
@@ -90,34 +81,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per side")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        worktree = Path(tmp) / "baseline"
-        subprocess.run(
-            [
-                "git",
-                "-C",
-                str(ROOT),
-                "worktree",
-                "add",
-                "--detach",
-                "-q",
-                str(worktree),
-                args.baseline,
-            ],
-            check=True,
-        )
-        try:
-            sides: dict[str, list[dict[str, float]]] = {"baseline": [], "this tree": []}
-            for _ in range(args.rounds):
-                sides["baseline"].append(
-                    measure(baseline_path(worktree), args.steps, args.neurons, args.repeat)
-                )
-                sides["this tree"].append(measure([], args.steps, args.neurons, args.repeat))
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
-                check=False,
-            )
+    sides: dict[str, list[dict[str, float]]] = {"baseline": [], "this tree": []}
+    with baseline_checkout(args.baseline) as old:
+        for _ in range(args.rounds):
+            sides["baseline"].append(measure(old, args.steps, args.neurons, args.repeat))
+            sides["this tree"].append(measure([], args.steps, args.neurons, args.repeat))
     print(f"LIF layer, N={args.neurons}, B=1, T={args.steps}, torch backend, 1 thread")
     print(
         f"baseline = {args.baseline}; µs per step (best of {args.repeat}, median of {args.rounds} rounds)"

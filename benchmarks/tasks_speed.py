@@ -12,7 +12,6 @@ temporary folder, first on ``PYTHONPATH``) and of this tree, alternating, and re
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import subprocess
@@ -20,7 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from baseline import baseline_checkout, environment
+
 SNN = Path(sys.executable).parent / "snn"
 TASKS = {
     "memory": ["--train-samples", "128", "--val-samples", "32", "--test-samples", "32"],
@@ -29,8 +29,7 @@ TASKS = {
 
 
 def per_batch(task: str, pythonpath: list[str], batches: int, output: Path) -> float:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([*pythonpath, env.get("PYTHONPATH", "")]).strip(os.pathsep)
+    env = environment(pythonpath)
     command = [
         str(SNN), "train", task, "--max-epochs", "1", "--limit-train-batches", str(batches),
         "--no-progress", "--overwrite", "--output", str(output), *TASKS[task],
@@ -49,43 +48,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tasks", default="memory,mnist")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        worktree = Path(tmp) / "baseline"
-        subprocess.run(
-            [
-                "git",
-                "-C",
-                str(ROOT),
-                "worktree",
-                "add",
-                "--detach",
-                "-q",
-                str(worktree),
-                args.baseline,
-            ],
-            check=True,
+    with tempfile.TemporaryDirectory() as tmp, baseline_checkout(args.baseline) as old:
+        run = Path(tmp) / "run"
+        print(f"s per training batch (median of {args.rounds} runs of {args.batches} batches)")
+        print(
+            f"{'task':<8}{'baseline':>10}{'this tree':>11}{'ratio':>8}   baseline = {args.baseline}"
         )
-        old = [str(worktree)] + [str(p) for p in sorted((worktree / "plugins").iterdir())]
-        try:
-            print(f"s per training batch (median of {args.rounds} runs of {args.batches} batches)")
-            print(
-                f"{'task':<8}{'baseline':>10}{'this tree':>11}{'ratio':>8}   baseline = {args.baseline}"
-            )
-            for task in args.tasks.split(","):
-                # one run each first, not counted: kernels compile on first use, then are cached
-                per_batch(task, old, 1, Path(tmp) / "run")
-                per_batch(task, [], 1, Path(tmp) / "run")
-                before, after = [], []
-                for _ in range(args.rounds):
-                    before.append(per_batch(task, old, args.batches, Path(tmp) / "run"))
-                    after.append(per_batch(task, [], args.batches, Path(tmp) / "run"))
-                b, a = statistics.median(before), statistics.median(after)
-                print(f"{task:<8}{b:>10.4f}{a:>11.4f}{b / a:>7.2f}x")
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
-                check=False,
-            )
+        for task in args.tasks.split(","):
+            # one run each first, not counted: kernels compile on first use, then are cached
+            per_batch(task, old, 1, run)
+            per_batch(task, [], 1, run)
+            before, after = [], []
+            for _ in range(args.rounds):
+                before.append(per_batch(task, old, args.batches, run))
+                after.append(per_batch(task, [], args.batches, run))
+            b, a = statistics.median(before), statistics.median(after)
+            print(f"{task:<8}{b:>10.4f}{a:>11.4f}{b / a:>7.2f}x")
 
 
 if __name__ == "__main__":

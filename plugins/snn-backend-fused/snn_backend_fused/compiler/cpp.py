@@ -161,9 +161,12 @@ static inline void load_block(V* out, const S* p, int64_t n) {
   for (int u = 0; u < U; ++u) out[u] = load(tmp + u * L);
 }
 
-static inline void store_block(S* p, const V* in, int64_t n) {
+static inline void store_block(S* p, const V* in, int64_t n, bool streaming = true) {
   if (n >= BL) {
-    for (int u = 0; u < U; ++u) stream(p + u * L, in[u]);
+    for (int u = 0; u < U; ++u) {
+      if (streaming) stream(p + u * L, in[u]);
+      else store(p + u * L, in[u]);
+    }
     return;
   }
   S tmp[BL];
@@ -190,6 +193,52 @@ struct Tile {
   }
 };
 
+// The per-neuron parameters of block i from pn ([NP][stride]); scalar ones are set once.
+static inline void load_neuron_parameters(V (&p)[NP1][U], const S* pn, int64_t stride, int64_t i) {
+  (void)pn, (void)stride, (void)i;
+@NEURON_PARAMS@
+}
+
+// One step of the BL neurons at offset i of a tile whose rows are `stride` apart: the input at
+// in (n_in - i of them valid; a row padded to whole blocks passes its padded length), the state
+// in st (updated); the output to out (n - i valid) and the values the backward step needs to
+// tp, each where not null.
+static inline void advance_block(const S* in, int64_t n_in, S* st, const S* pn, int64_t stride,
+                                 int64_t i, int64_t n, V (&p)[NP1][U], S* out, S* tp) {
+  V xv[U], o[U], s[NS1][U], t[NT1][U];
+  load_block(xv, in + i, n_in - i);
+  for (int k = 0; k < NS; ++k)
+    for (int u = 0; u < U; ++u) s[k][u] = load(st + k * stride + i + u * L);
+  load_neuron_parameters(p, pn, stride, i);
+  for (int u = 0; u < U; ++u) step(@STEP_ARGS@);
+  for (int k = 0; k < NS; ++k)
+    for (int u = 0; u < U; ++u) store(st + k * stride + i + u * L, s[k][u]);
+  if (out) store_block(out + i, o, n - i);
+  if (tp)
+    for (int j = 0; j < NT; ++j)
+      for (int u = 0; u < U; ++u) store(tp + j * stride + i + u * L, t[j][u]);
+}
+
+// The step's vector-Jacobian product for the same block: the output's gradient at gin (n - i
+// valid), the new state's gradient in g (replaced by the old state's), the taped values at tp;
+// the input's gradient to gx_out: streamed, or (a padded row buffer read right after) stored
+// whole, n_out - i values.
+static inline void reverse_block(const S* gin, S* g, const S* tp, const S* pn, int64_t stride,
+                                 int64_t i, int64_t n, V (&p)[NP1][U], S* gx_out, int64_t n_out,
+                                 bool streaming) {
+  V go[U], gx[U], gs[NS1][U], t[NT1][U];
+  load_block(go, gin + i, n - i);
+  for (int k = 0; k < NS; ++k)
+    for (int u = 0; u < U; ++u) gs[k][u] = load(g + k * stride + i + u * L);
+  for (int j = 0; j < NT; ++j)
+    for (int u = 0; u < U; ++u) t[j][u] = load(tp + j * stride + i + u * L);
+  load_neuron_parameters(p, pn, stride, i);
+  for (int u = 0; u < U; ++u) vjp(@VJP_ARGS@);
+  for (int k = 0; k < NS; ++k)
+    for (int u = 0; u < U; ++u) store(g + k * stride + i + u * L, gs[k][u]);
+  store_block(gx_out + i, gx, n_out - i, streaming);
+}
+
 }  // namespace snng_@D@
 
 // x (T, M); state[k] (M), updated in place to the final state; params[j] 1 or F values;
@@ -203,8 +252,7 @@ SNNG_EXPORT int snng_forward_@D@(int64_t T, int64_t M, int64_t F, const @S@* x, 
   {
     S* buffer = new S[(NS + NP) * TILE + 1];
     Tile tile{0, 0, TILE, buffer, buffer + NS * TILE};
-    V p[NP1][U], s[NS1][U], t[NT1][U];
-    (void)t;
+    V p[NP1][U];
 @SCALAR_PARAMS@
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < tiles; ++b) {
@@ -218,16 +266,8 @@ SNNG_EXPORT int snng_forward_@D@(int64_t T, int64_t M, int64_t F, const @S@* x, 
         const S* xt = x + step_index * M + m0;
         S* ot = out + step_index * M + m0;
         for (int64_t i = 0; i < n; i += BL) {
-          V xv[U], o[U];
           if (step_index + 1 < T) __builtin_prefetch(xt + M + i, 0, 0);
-          load_block(xv, xt + i, n - i);
-          for (int k = 0; k < NS; ++k)
-            for (int u = 0; u < U; ++u) s[k][u] = load(tile.st + k * TILE + i + u * L);
-@NEURON_PARAMS@
-          for (int u = 0; u < U; ++u) step(@STEP_ARGS@);
-          for (int k = 0; k < NS; ++k)
-            for (int u = 0; u < U; ++u) store(tile.st + k * TILE + i + u * L, s[k][u]);
-          store_block(ot + i, o, n - i);
+          advance_block(xt, n, tile.st, tile.pn, TILE, i, n, p, ot, nullptr);
         }
       }
       for (int k = 0; k < NS; ++k)
@@ -257,7 +297,7 @@ SNNG_EXPORT int snng_backward_@D@(int64_t T, int64_t M, int64_t F, const @S@* x,
     Tile tile{0, 0, BTILE, buffer, buffer + NS * BTILE};
     S* g = buffer + (NS + NP) * BTILE;
     S* tape = g + NS * BTILE;
-    V p[NP1][U], s[NS1][U], t[NT1][U];
+    V p[NP1][U];
 @SCALAR_PARAMS@
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < tiles; ++b) {
@@ -274,18 +314,8 @@ SNNG_EXPORT int snng_backward_@D@(int64_t T, int64_t M, int64_t F, const @S@* x,
           const S* xt = x + step_index * M + m0;
           S* tp = tape + (step_index - t0) * NT * BTILE;
           for (int64_t i = 0; i < n; i += BL) {
-            V xv[U], o[U];
             if (step_index + 1 < t1) __builtin_prefetch(xt + M + i, 0, 0);
-            load_block(xv, xt + i, n - i);
-            for (int k = 0; k < NS; ++k)
-              for (int u = 0; u < U; ++u) s[k][u] = load(tile.st + k * BTILE + i + u * L);
-@NEURON_PARAMS_B@
-            for (int u = 0; u < U; ++u) step(@STEP_ARGS@);
-            for (int k = 0; k < NS; ++k)
-              for (int u = 0; u < U; ++u) store(tile.st + k * BTILE + i + u * L, s[k][u]);
-            for (int j = 0; j < NT; ++j)
-              for (int u = 0; u < U; ++u) store(tp + j * BTILE + i + u * L, t[j][u]);
-            (void)o;
+            advance_block(xt, n, tile.st, tile.pn, BTILE, i, n, p, nullptr, tp);
           }
         }
         for (int64_t step_index = t1 - 1; step_index >= t0; --step_index) {
@@ -293,18 +323,8 @@ SNNG_EXPORT int snng_backward_@D@(int64_t T, int64_t M, int64_t F, const @S@* x,
           S* gxt = grad_x + step_index * M + m0;
           const S* tp = tape + (step_index - t0) * NT * BTILE;
           for (int64_t i = 0; i < n; i += BL) {
-            V go[U], gx[U], gs[NS1][U];
             if (step_index > t0) __builtin_prefetch(gt - M + i, 0, 0);
-            load_block(go, gt + i, n - i);
-            for (int k = 0; k < NS; ++k)
-              for (int u = 0; u < U; ++u) gs[k][u] = load(g + k * BTILE + i + u * L);
-            for (int j = 0; j < NT; ++j)
-              for (int u = 0; u < U; ++u) t[j][u] = load(tp + j * BTILE + i + u * L);
-@NEURON_PARAMS_B@
-            for (int u = 0; u < U; ++u) vjp(@VJP_ARGS@);
-            for (int k = 0; k < NS; ++k)
-              for (int u = 0; u < U; ++u) store(g + k * BTILE + i + u * L, gs[k][u]);
-            store_block(gxt + i, gx, n - i);
+            reverse_block(gt, g, tp, tile.pn, BTILE, i, n, p, gxt, n, true);
           }
         }
       }
@@ -337,8 +357,7 @@ SNNG_EXPORT int snng_recurrent_forward_@D@(int64_t T, int64_t B, int64_t H, cons
     S* buffer = new S[(NS + NP + 1) * HP + 1];
     Tile tile{0, 0, HP, buffer, buffer + NS * HP};
     S* cur = buffer + (NS + NP) * HP;
-    V p[NP1][U], s[NS1][U], t[NT1][U];
-    (void)t;
+    V p[NP1][U];
 @SCALAR_PARAMS@
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < B; ++b) {
@@ -365,17 +384,8 @@ SNNG_EXPORT int snng_recurrent_forward_@D@(int64_t T, int64_t B, int64_t H, cons
           }
         }
         if (currents) std::memcpy(currents + row, cur, H * sizeof(S));
-        for (int64_t i = 0; i < n; i += BL) {
-          V xv[U], o[U];
-          for (int u = 0; u < U; ++u) xv[u] = load(cur + i + u * L);
-          for (int k = 0; k < NS; ++k)
-            for (int u = 0; u < U; ++u) s[k][u] = load(tile.st + k * HP + i + u * L);
-@NEURON_PARAMS_R@
-          for (int u = 0; u < U; ++u) step(@STEP_ARGS@);
-          for (int k = 0; k < NS; ++k)
-            for (int u = 0; u < U; ++u) store(tile.st + k * HP + i + u * L, s[k][u]);
-          store_block(out + row + i, o, n - i);
-        }
+        for (int64_t i = 0; i < n; i += BL)
+          advance_block(cur, HP, tile.st, tile.pn, HP, i, n, p, out + row, nullptr);
       }
       for (int k = 0; k < NS; ++k) std::memcpy(state[k] + b * H, tile.st + k * HP, H * sizeof(S));
     }
@@ -403,7 +413,7 @@ SNNG_EXPORT int snng_recurrent_backward_@D@(int64_t T, int64_t B, int64_t H, con
     S* g = buffer + (NS + NP) * HP;
     S* tape = g + NS * HP;
     S* gc = tape + K * NT * HP;
-    V p[NP1][U], s[NS1][U], t[NT1][U];
+    V p[NP1][U];
 @SCALAR_PARAMS@
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < B; ++b) {
@@ -421,36 +431,14 @@ SNNG_EXPORT int snng_recurrent_backward_@D@(int64_t T, int64_t B, int64_t H, con
         for (int64_t step_index = t0; step_index < t1; ++step_index) {
           const S* ct = currents + (step_index * B + b) * H;
           S* tp = tape + (step_index - t0) * NT * HP;
-          for (int64_t i = 0; i < n; i += BL) {
-            V xv[U], o[U];
-            load_block(xv, ct + i, n - i);
-            for (int k = 0; k < NS; ++k)
-              for (int u = 0; u < U; ++u) s[k][u] = load(tile.st + k * HP + i + u * L);
-@NEURON_PARAMS_R@
-            for (int u = 0; u < U; ++u) step(@STEP_ARGS@);
-            for (int k = 0; k < NS; ++k)
-              for (int u = 0; u < U; ++u) store(tile.st + k * HP + i + u * L, s[k][u]);
-            for (int j = 0; j < NT; ++j)
-              for (int u = 0; u < U; ++u) store(tp + j * HP + i + u * L, t[j][u]);
-            (void)o;
-          }
+          for (int64_t i = 0; i < n; i += BL)
+            advance_block(ct, n, tile.st, tile.pn, HP, i, n, p, nullptr, tp);
         }
         for (int64_t step_index = t1 - 1; step_index >= t0; --step_index) {
           const int64_t row = (step_index * B + b) * H;
           const S* tp = tape + (step_index - t0) * NT * HP;
-          for (int64_t i = 0; i < n; i += BL) {
-            V go[U], gx[U], gs[NS1][U];
-            load_block(go, grad_out + row + i, n - i);
-            for (int k = 0; k < NS; ++k)
-              for (int u = 0; u < U; ++u) gs[k][u] = load(g + k * HP + i + u * L);
-            for (int j = 0; j < NT; ++j)
-              for (int u = 0; u < U; ++u) t[j][u] = load(tp + j * HP + i + u * L);
-@NEURON_PARAMS_R@
-            for (int u = 0; u < U; ++u) vjp(@VJP_ARGS@);
-            for (int k = 0; k < NS; ++k)
-              for (int u = 0; u < U; ++u) store(g + k * HP + i + u * L, gs[k][u]);
-            for (int u = 0; u < U; ++u) store(gc + i + u * L, gx[u]);
-          }
+          for (int64_t i = 0; i < n; i += BL)
+            reverse_block(grad_out + row, g, tp, tile.pn, HP, i, n, p, gc, HP, false);
           std::memcpy(grad_current + row, gc, H * sizeof(S));
           // z_{t-1} fed the current through W_rec: its gradient gains W_rec^T gc
           for (int64_t i = 0; i < H; ++i) {
@@ -721,12 +709,11 @@ def generate(
         if kind == "scalar"
     )
 
-    def neuron_loads(size: str) -> str:
-        return "\n".join(
-            f"          for (int u = 0; u < U; ++u) p[{j}][u] = load(tile.pn + {j} * {size} + i + u * L);"
-            for j, kind in enumerate(traced.kinds)
-            if kind == "neuron"
-        )
+    neuron_loads = "\n".join(
+        f"  for (int u = 0; u < U; ++u) p[{j}][u] = load(pn + {j} * stride + i + u * L);"
+        for j, kind in enumerate(traced.kinds)
+        if kind == "neuron"
+    )
 
     needed = math_ops(p.backward)
     source = [f"// Generated by snn_backend_fused.compiler from: {graph.key()[:300]}", PRELUDE]
@@ -759,9 +746,7 @@ def generate(
             "@STEP_ARGS@": step_args,
             "@VJP_ARGS@": vjp_args,
             "@SCALAR_PARAMS@": scalar,
-            "@NEURON_PARAMS@": neuron_loads("TILE"),
-            "@NEURON_PARAMS_B@": neuron_loads("BTILE"),
-            "@NEURON_PARAMS_R@": neuron_loads("HP"),
+            "@NEURON_PARAMS@": neuron_loads,
             "@NS@": str(ns),
             "@NP@": str(np_),
             "@NT@": str(nt),
