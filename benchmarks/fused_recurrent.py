@@ -14,8 +14,9 @@ warm-up round (which also builds the generated kernel, or loads it from the cach
 - ``wide``: input 128, hidden 256, batch 16, T=500, Poisson input at 100 Hz scaled to spike;
 - ``--hidden H,...``: the ``wide`` case with other hidden sizes.
 
-``--models`` picks the models (default ``lsnn,lif``; any model whose recurrent layer gets a
-generated kernel: ``lif_ex``, ``lif_adex``, ``lif_refrac``, ``izhikevich`` with their default
+``--models`` picks the models (default ``lsnn,lif``; any registered model with a recurrent
+layer: ``lif_ex``, ``lif_adex``, ``lif_refrac``, ``izhikevich``, and the staged kernels of
+``coba_lif``, ``lif_mc``, ``lif_mc_refrac``, ``lif_correlation``, with their default
 parameters, Izhikevich's input scaled up for its mV scale).  Times in ms; speed-up = eager /
 fused.  The machine may be shared: only the ratios of one run mean much.  ``--memory`` adds the
 peak resident memory of one forward+backward beyond the inputs and weights, each backend in a
@@ -83,8 +84,10 @@ def _layers(case: dict[str, Any]) -> list[Any]:
 
 
 def _membrane(state: Any) -> torch.Tensor:
-    """The final state's ``v`` (``lif_refrac``: ``lif.v``)."""
-    return state.v if hasattr(state, "v") else state.lif.v
+    """The final state's ``v`` (``lif_refrac``: ``lif.v``; ``lif_correlation``: ``lif_state.v``)."""
+    for inner in ("lif", "lif_state"):
+        state = getattr(state, inner, state)
+    return state.v
 
 
 def _once(layer: Any, x: torch.Tensor, g: torch.Tensor, input_grad: bool) -> tuple[float, float]:

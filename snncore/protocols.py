@@ -94,6 +94,11 @@ class NeuronModel:
     #: e.g. to split excitatory ``relu(W)·s`` and inhibitory ``relu(−W)·s`` into two channels.
     #: It must act on the last dimension only (a backend may apply it to all steps at once).
     synaptic_input: Callable[[Any, Any], Any] | None = None
+    #: Optional, with a linear ``synaptic_input``: ``synaptic_weights(W)``, the matrix ``M``
+    #: with ``synaptic_input(s, W) == linear(s, M)`` (channels·hidden × n), so that a backend
+    #: can keep the spike-sparse sum of the columns of ``M`` without computing ``M`` from
+    #: ``synaptic_input`` on an identity matrix.
+    synaptic_weights: Callable[[Any], Any] | None = None
     #: Extra tensors the recurrent modules own besides the two weight matrices, by name.
     module_tensors: Mapping[str, TensorInit] = attrs.field(factory=dict)
     #: What the step returns: ``"spikes"`` or, for non-spiking readouts, ``"voltage"``.

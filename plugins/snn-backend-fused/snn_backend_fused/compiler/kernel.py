@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +66,21 @@ def compile_flags(march: str | None = None) -> list[str]:
 
 
 def compile_source(
-    source: str, target: Path, march: str | None = None, shared: bool = True
+    source: str,
+    target: Path,
+    march: str | None = None,
+    shared: bool = True,
+    defines: tuple[str, ...] = (),
 ) -> None:
-    """Compile ``source`` into ``target`` (a shared library, or an object with ``shared=False``)."""
+    """Compile ``source`` into ``target`` (a shared library, or an object with ``shared=False``;
+    ``defines``: preprocessor macros, e.g. ``SNNG_INSPECT`` for the vectorisation test)."""
     compiler = build.find_compiler()
     with tempfile.TemporaryDirectory(prefix="gen-", dir=target.parent) as tmp:
         path = Path(tmp) / "kernel.cpp"
         path.write_text(source)
         out = Path(tmp) / target.name
-        cmd = [compiler, *compile_flags(march), str(path), "-o", str(out)]
+        cmd = [compiler, *compile_flags(march), *(f"-D{d}" for d in defines)]
+        cmd += [str(path), "-o", str(out)]
         cmd += (
             ["-shared", "-lmvec"]
             if shared and libmvec_functions()
@@ -86,9 +93,7 @@ def compile_source(
         os.replace(out, target)
 
 
-def _stamp(path: Path) -> str:
-    data = path.read_bytes()
-    return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
+_stamp = build._stamp  # size + SHA-256 of a built library; one helper for every cached library
 
 
 def load_source(source: str) -> Any:
@@ -140,20 +145,20 @@ def library_for(traced: Traced, spikes_field: int | None = None) -> Any:
 
 def _declare(library: Any) -> None:
     i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+    signatures = {
+        "snng_forward": [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, c_int],
+        "snng_backward": [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, c_int],
+        "snng_recurrent_forward": [i64, i64, i64, *[ptr] * 9, c_int],
+        "snng_recurrent_backward": [i64, i64, i64, *[ptr] * 8, c_int],
+        "snngs_forward": [i64, i64, i64, *[ptr] * 13, c_int],
+        "snngs_backward": [i64, i64, i64, *[ptr] * 12, c_int],
+    }
     for d in DTYPES.values():
-        if hasattr(library, f"snng_recurrent_forward_{d}"):
-            forward = getattr(library, f"snng_recurrent_forward_{d}")
-            forward.restype = c_int
-            forward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, c_int]
-            backward = getattr(library, f"snng_recurrent_backward_{d}")
-            backward.restype = c_int
-            backward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, c_int]
-        forward = getattr(library, f"snng_forward_{d}")
-        forward.restype = c_int
-        forward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, c_int]
-        backward = getattr(library, f"snng_backward_{d}")
-        backward.restype = c_int
-        backward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, c_int]
+        for name, argtypes in signatures.items():
+            if hasattr(library, f"{name}_{d}"):
+                function = getattr(library, f"{name}_{d}")
+                function.restype = c_int
+                function.argtypes = argtypes
 
 
 # -- tracing per model and parameter layout ------------------------------------------------------
@@ -360,29 +365,56 @@ def spikes_field(model: Any, state: Any) -> int | str:
     return "its last_spikes accessor does not return one state field"
 
 
-def trace_recurrent(model: Any, p: Any, dt: float, hidden: int) -> tuple[Traced, int] | str:
-    """The traced recurrent step and its spikes field, or why it cannot be compiled."""
-    if model.synaptic_input is not None:
-        return "its recurrent input is not a plain weighted sum (synaptic_input)"
-    if model.module_tensors:
-        return f"its step takes module tensors ({', '.join(model.module_tensors)})"
+def trace_recurrent(
+    model: Any,
+    p: Any,
+    dt: float,
+    hidden: int,
+    module_tensors: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[Traced, int] | str:
+    """The traced recurrent step and its spikes field, or why it cannot be compiled.
+
+    A model with a ``synaptic_input`` is traced with as many input channels as that gives
+    (it must be linear in the spikes); module tensors are traced as matrices (``module_tensors``
+    gives their shapes; by default the model's initialisers for ``hidden`` neurons)."""
+    from snn_backend_fused.compiler import staged_kernel, stages
+
     tensors = dict(tensor_items(p))
     kinds = tuple(parameter_kind(v, (hidden,)) for v in tensors.values())
     if None in kinds:
         odd = [n for n, k in zip(tensors, kinds, strict=True) if k is None]
         return f"parameter(s) {odd} are neither scalars nor one value per neuron"
     methods = tuple(str(getattr(v, "name", v)) for _, v in _methods(p))
-    key = ("recurrent", id(model), kinds, methods)
+    if module_tensors is None:
+        module_tensors = {
+            name: init(hidden, hidden, p) for name, init in model.module_tensors.items()
+        }
+    shapes = tuple((name, tuple(t.shape)) for name, t in module_tensors.items())
+    key = ("recurrent", id(model), kinds, methods, shapes)
     found = _traces.get(key)
     if found is None:
         try:
+            channels = staged_kernel.check_linear(model, hidden)
+            if isinstance(channels, str):
+                raise Untraceable(channels)
             state = model.make_initial_state("recurrent", p, (2, hidden), None, torch.float64)
             field = spikes_field(model, state)
             if isinstance(field, str):
                 raise Untraceable(field)
-            traced = trace_step(model.recurrent_step, state, p, dt, (hidden,), kinds=kinds)
+            traced = trace_step(
+                model.recurrent_step,
+                state,
+                p,
+                dt,
+                (hidden,),
+                kinds=kinds,
+                channels=channels,
+                matrices=list(module_tensors.items()),
+            )
             if not traced.dt_input:
                 raise Untraceable("its step needs dt as a number")
+            if traced.staged:
+                stages.analyse(traced)  # refuses what the staged kernel cannot run
             found = (traced, field)
         except Untraceable as exc:
             found = f"its step cannot be compiled: {exc}"
@@ -502,6 +534,24 @@ def _ptr(tensor: torch.Tensor | None) -> int | None:
     return None if tensor is None else tensor.data_ptr()
 
 
+def parameter_arrays(
+    traced: Traced, p: Any, dt: float, dtype: torch.dtype
+) -> tuple[list[torch.Tensor], Any]:
+    """The kernel's parameter arrays (a scalar, or one value per neuron, as traced; ``dt``
+    last when it is an input) and the per-neuron flags."""
+    params, per_neuron = [], []
+    values = [v for _, v in tensor_items(p)]
+    if traced.dt_input:
+        values.append(torch.tensor(float(dt), dtype=torch.float64))
+    for value, kind in zip(values, traced.kinds, strict=True):
+        value = value.detach().to(dtype)
+        params.append(
+            value.reshape(-1).contiguous() if kind == "neuron" else value.reshape(1).contiguous()
+        )
+        per_neuron.append(1 if kind == "neuron" else 0)
+    return params, (ctypes.c_int64 * max(len(per_neuron), 1))(*per_neuron)
+
+
 def run_recurrent(
     model: Any,
     x: torch.Tensor,
@@ -510,10 +560,14 @@ def run_recurrent(
     dt: float,
     input_weights: torch.Tensor,
     recurrent_weights: torch.Tensor,
+    module_tensors: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, Any] | str:
     """A recurrent layer through its generated kernel, or the reason it declines."""
+    from snn_backend_fused.compiler import staged_kernel
+
+    module_tensors = dict(module_tensors or {})
     hidden = recurrent_weights.shape[0]
-    found = trace_recurrent(model, p, dt, hidden)
+    found = trace_recurrent(model, p, dt, hidden, module_tensors)
     if isinstance(found, str):
         return found
     traced, field = found
@@ -525,15 +579,12 @@ def run_recurrent(
         library = library_for(traced, field)
     except build.FusedBuildError as exc:
         return f"its generated kernel does not build: {str(exc).splitlines()[0]}"
-    params, per_neuron = [], []
-    values = [v for _, v in tensor_items(p)] + [torch.tensor(float(dt), dtype=torch.float64)]
-    for value, kind in zip(values, traced.kinds, strict=True):
-        value = value.detach().to(x.dtype)
-        params.append(
-            value.reshape(-1).contiguous() if kind == "neuron" else value.reshape(1).contiguous()
+    params, per_neuron_array = parameter_arrays(traced, p, dt, x.dtype)
+    if traced.staged:
+        weights = (input_weights, recurrent_weights)
+        return staged_kernel.run(
+            traced, library, model, x, state, params, per_neuron_array, weights, module_tensors
         )
-        per_neuron.append(1 if kind == "neuron" else 0)
-    per_neuron_array = (ctypes.c_int64 * max(len(per_neuron), 1))(*per_neuron)
     flat, tree = torch.utils._pytree.tree_flatten(state)
     xw = torch.nn.functional.linear(x, input_weights)
     call = LayerCall(traced, library, max(1, torch.get_num_threads()))

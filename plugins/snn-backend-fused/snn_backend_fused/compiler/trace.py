@@ -58,12 +58,52 @@ class Traced:
     dt: float
     #: ``dt`` is the last parameter input (one kernel for every dt), else a constant in it
     dt_input: bool = False
+    #: Input channels: the step's input holds ``channels`` blocks of one value per neuron side by
+    #: side along its last dimension (a model's ``synaptic_input`` may give two: excitatory and
+    #: inhibitory); the graph's first ``channels`` inputs are the blocks.
+    channels: int = 1
+    #: Module tensors the step multiplies a neuron vector by (``matvec`` nodes), in order.
+    matrices: tuple[str, ...] = ()
+    #: State fields (flattened indices) with one value per synapse, shape (batch, n, n): the
+    #: step reads neuron values in them through ``pre`` (``v.unsqueeze(-1)``: row ``i`` holds
+    #: ``v[i]``) and ``post`` (``v.unsqueeze(-2)``: column ``j`` holds ``v[j]``) nodes.
+    synapse_fields: tuple[int, ...] = ()
+
+    @property
+    def staged(self) -> bool:
+        """Whether the step needs the staged recurrent kernel (matrix products between its
+        elementwise parts, or several input channels)."""
+        return (
+            self.channels > 1
+            or bool(self.synapse_fields)
+            or any(node.op == "matvec" for _, node in self.graph)
+        )
 
     def key(self) -> str:
         return "|".join(
-            [self.graph.key(), ",".join(self.kinds)] + [d.key() for d in self.derivatives]
+            [self.graph.key(), ",".join(self.kinds), str(self.channels)]
+            + [d.key() for d in self.derivatives]
         )
 
+
+@attrs.frozen
+class _Channels:
+    """The step's input while traced with several channels: ``inputs[c]`` is block ``c``."""
+
+    inputs: tuple[int, ...]
+    width: int
+
+
+@attrs.frozen
+class _Matrix:
+    """A module tensor (number ``index``), transposed ``flips`` times."""
+
+    index: int
+    name: str
+    transposed: bool = False
+
+
+_STRUCTURAL = {"split", "split_with_sizes", "slice", "t", "transpose", "permute", "mm", "numpy_T"}
 
 _UNARY = {
     "neg": "neg",
@@ -150,10 +190,13 @@ class _Recorder(TorchDispatchMode):
         if name in ("_local_scalar_dense", "is_nonzero", "item", "equal"):
             raise Untraceable(f"control flow on tensor values (aten.{name})")
         out = func(*args, **kwargs)
-        if not isinstance(out, torch.Tensor):
-            raise Untraceable(f"the op aten.{name}, which does not return one tensor")
         mapped = [self.arg(a) for a in args]
         mapped_kwargs = {k: self.arg(v) for k, v in kwargs.items()}
+        if any(isinstance(a, (_Channels, _Matrix)) for a in [*mapped, *mapped_kwargs.values()]):
+            self._structural(name, mapped, out)
+            return out
+        if not isinstance(out, torch.Tensor):
+            raise Untraceable(f"the op aten.{name}, which does not return one tensor")
         sources = [a.dtype if isinstance(a, torch.Tensor) else None for a in args]
         value = _op(self.graph, func, mapped, mapped_kwargs, sources, out, self.dtype)
         self.bind(out, value)
@@ -161,16 +204,75 @@ class _Recorder(TorchDispatchMode):
             self.bind(args[0], value)  # later uses of the mutated tensor see the result
         return out
 
+    def _structural(self, name: str, args: list[Any], out: Any) -> None:
+        """An op on the input's channels or on a module tensor: splitting the input into its
+        channels, transposing a matrix, multiplying a neuron vector by one."""
+        base = name.removesuffix("_")
+        first = args[0]
+        if isinstance(first, _Channels) and base in ("split", "split_with_sizes", "slice"):
+            self._split(base, first, [_number(a) for a in args[1:]], out)
+            return
+        if isinstance(first, _Matrix) and base in ("t", "transpose", "permute", "numpy_T"):
+            self.bind(out, attrs.evolve(first, transposed=not first.transposed))
+            return
+        if base == "mm" and isinstance(args[1], _Matrix) and isinstance(first, int):
+            # a @ M: one value per neuron, times a module tensor (or its transpose)
+            matrix = args[1]
+            self.bind(out, self.graph.add("matvec", first, attr=(matrix.index, matrix.transposed)))
+            return
+        what = "the input's channels" if isinstance(first, _Channels) else "a module tensor"
+        raise Untraceable(f"{what} used in aten.{base}, which has no rule")
+
+    def _split(self, base: str, channels: _Channels, args: list[Any], out: Any) -> None:
+        """``split``/``slice`` of the input along its last dimension into whole channels."""
+        width, count = channels.width, len(channels.inputs)
+        if base == "slice":
+            dim, start, end = [*args, None, None, None][:3]
+            start = start or 0
+            end = count * width if end is None else min(end, count * width)
+            if dim not in (-1, 1) or start % width or end - start != width:
+                raise Untraceable("a slice of the input that is not one whole channel")
+            self.bind(out, channels.inputs[start // width])
+            return
+        sizes, dim = args[0], (args[1] if len(args) > 1 else 0)
+        sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes] * count
+        if dim not in (-1, 1) or any(size != width for size in sizes) or len(out) != count:
+            raise Untraceable("a split of the input that is not into its channels")
+        for tensor, value in zip(out, channels.inputs, strict=True):
+            self.bind(tensor, value)
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Const):
+        return int(value.value)
+    if isinstance(value, (list, tuple)):
+        return [_number(v) for v in value]
+    return value
+
 
 def _record(
-    function: Callable[..., Any], inputs: Sequence[torch.Tensor], dtype: torch.dtype
+    function: Callable[..., Any],
+    inputs: Sequence[torch.Tensor],
+    dtype: torch.dtype,
+    channels: int = 1,
+    matrices: Sequence[tuple[str, torch.Tensor]] = (),
 ) -> tuple[Graph, list[Arg]]:
-    """``function(*inputs)`` as IR: one input node per input, outputs = its returned tensors."""
+    """``function(*inputs, **matrices)`` as IR: one input node per input (the first input as
+    ``channels`` nodes, one per block of its last dimension), outputs = its returned tensors;
+    the module tensors ``matrices`` become ``matvec`` nodes where a neuron vector is multiplied
+    by them."""
     recorder = _Recorder(dtype)
     for k, tensor in enumerate(inputs):
+        if k == 0 and channels > 1:
+            blocks = tuple(recorder.graph.add("input", attr=f"x{c}") for c in range(channels))
+            recorder.bind(tensor, _Channels(blocks, tensor.shape[-1] // channels))  # type: ignore[arg-type]
+            continue
         recorder.bind(tensor, recorder.graph.add("input", attr=f"in{k}"))
+    for k, (name, tensor) in enumerate(matrices):
+        recorder.bind(tensor, _Matrix(k, name))  # type: ignore[arg-type]
+    named = {name: tensor for name, tensor in matrices}
     with torch.no_grad(), recorder:
-        results = function(*inputs)
+        results = function(*inputs, **named)
     outputs = []
     for result in _pytree.tree_leaves(results):
         if not isinstance(result, torch.Tensor):
@@ -212,6 +314,8 @@ def _op(
         if fill is None:
             fill = args[1] if base in ("full_like", "full") else args[0]
         return fill
+    if base == "unsqueeze":
+        return _view(graph, args, out)
     if base in _UNARY:
         return graph.add(_UNARY[base], args[0])
     if base in ("add", "sub") and kwargs.get("alpha", Const(1.0)) != Const(1.0):
@@ -240,6 +344,20 @@ def _op(
     raise Untraceable(f"the op aten.{base}.{overload}, which is not elementwise or has no rule")
 
 
+def _view(graph: Graph, args: list[Any], out: torch.Tensor) -> Arg:
+    """``v.unsqueeze(-1)`` / ``v.unsqueeze(-2)`` of a (batch, n) value, against a per-synapse
+    array (batch, n, n): ``pre`` (row ``i`` holds ``v[i]``) or ``post`` (column ``j``)."""
+    value, dim = args[0], args[1]
+    dim = int(dim.value) if isinstance(dim, Const) else dim
+    if out.dim() != 3 or not isinstance(value, int):
+        raise Untraceable(f"an unsqueeze to shape {tuple(out.shape)} (no per-synapse array)")
+    if dim in (-1, 2):
+        return graph.add("pre", value)
+    if dim in (-2, 1):
+        return graph.add("post", value)
+    raise Untraceable(f"an unsqueeze at dimension {dim}")
+
+
 def _example(value: torch.Tensor, features: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """A traced stand-in for a parameter: a scalar, or one value per neuron."""
     if value.numel() == 1:
@@ -265,8 +383,12 @@ def trace_step(
     features: tuple[int, ...],
     dtype: torch.dtype = torch.float64,
     kinds: Sequence[str] | None = None,
+    channels: int = 1,
+    matrices: Sequence[tuple[str, torch.Tensor]] = (),
 ) -> Traced:
-    """Trace ``step(x, state, p, dt)`` for neurons of shape ``features`` (a batch of 2)."""
+    """Trace ``step(x, state, p, dt, **matrices)`` for neurons of shape ``features`` (a batch
+    of 2); the input has ``channels`` blocks of ``features[-1]`` values along its last
+    dimension, and ``matrices`` are the module tensors the step takes (by name)."""
     tensors = dict(tensor_items(p))
     names = tuple(tensors)
     if kinds is None:
@@ -281,8 +403,19 @@ def trace_step(
         raise Untraceable("a state field that is not a tensor")
     generator = torch.Generator().manual_seed(0)
     shape = (2, *features)
-    x = torch.rand(shape, generator=generator, dtype=dtype)
-    states = [torch.rand(shape, generator=generator, dtype=dtype) for _ in flat_state]
+    x = torch.rand((*shape[:-1], channels * shape[-1]), generator=generator, dtype=dtype)
+    examples_m = [
+        (name, torch.rand(tuple(m.shape), generator=generator, dtype=dtype)) for name, m in matrices
+    ]
+    # a state field of shape (batch, n, n) for n neurons holds one value per synapse
+    synapse_shape = (*shape, features[-1]) if len(features) == 1 else None
+    synapses = tuple(
+        k for k, f in enumerate(flat_state) if synapse_shape and tuple(f.shape) == synapse_shape
+    )
+    states = [
+        torch.rand(synapse_shape if k in synapses else shape, generator=generator, dtype=dtype)
+        for k in range(len(flat_state))
+    ]
     examples = [
         _example(v, features, dtype)
         if k == "neuron" or v.numel() != 1
@@ -294,7 +427,7 @@ def trace_step(
         for k, (field, _) in enumerate(method_items(p))
     }
 
-    def flat_step(x: torch.Tensor, *args: torch.Tensor) -> list[torch.Tensor]:
+    def flat_step(x: torch.Tensor, *args: torch.Tensor, **module: torch.Tensor) -> list[Any]:
         state_now = _pytree.tree_unflatten(list(args[: len(flat_state)]), tree)
         values = args[len(flat_state) : len(flat_state) + len(names)]
         fields: dict[str, Any] = dict(zip(names, values, strict=True))
@@ -302,7 +435,7 @@ def trace_step(
         with attrs.validators.disabled():
             p_now = replace_tensors(p, fields)
         step_dt = args[-1] if len(args) > len(flat_state) + len(names) else dt
-        out, new_state = step(x, state_now, p_now, step_dt)
+        out, new_state = step(x, state_now, p_now, step_dt, **module)
         new_flat, new_tree = _pytree.tree_flatten(new_state)
         if new_tree != tree:
             raise Untraceable("the step returns a state of another structure")
@@ -313,7 +446,9 @@ def trace_step(
     failure: Exception | None = None
     for extra in attempts:
         try:
-            graph, outputs = _record(flat_step, [x, *states, *examples, *extra], dtype)
+            graph, outputs = _record(
+                flat_step, [x, *states, *examples, *extra], dtype, channels, examples_m
+            )
         except Untraceable as exc:
             failure = exc
             continue
@@ -336,6 +471,9 @@ def trace_step(
             state,
             dt,
             dt_input=bool(extra),
+            channels=channels,
+            matrices=tuple(name for name, _ in matrices),
+            synapse_fields=synapses,
         )
     assert failure is not None
     raise failure
