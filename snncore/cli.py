@@ -8,6 +8,7 @@ printed by ``--json`` is documented in docs/cli-json.md.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -38,6 +39,12 @@ class SNNGroup(click.Group):
 
             if isinstance(exc, BackendUnavailableError):
                 raise click.ClickException(str(exc)) from None
+            raise
+        except ImportError as exc:
+            from snncore.plot import PlotUnavailableError
+
+            if isinstance(exc, PlotUnavailableError):  # an optional extra is missing: exit 2
+                raise NameLookupError(str(exc)) from None
             raise
 
 
@@ -81,6 +88,20 @@ def _warn_conflicts(kind: str) -> list[dict[str, Any]]:
             {"name": name, "plugins": [p.plugin for p in providers], "distributions": dists}
         )
     return conflicts
+
+
+def _warn_failed_plugins() -> None:
+    """One stderr line when plugins failed, so that a listing never hides a missing plugin."""
+    manager = get_manager()
+    manager.build_all()  # run every hook, so that hook failures count too
+    failed = manager.failed()
+    if failed:
+        count = len(failed)
+        click.echo(
+            f"warning: {count} plugin{'s' if count > 1 else ''} failed to load "
+            f"({', '.join(r.name for r in failed)}); run `snn plugins` to see why",
+            err=True,
+        )
 
 
 def _entry_row(entry: Any) -> dict[str, Any]:
@@ -135,6 +156,7 @@ def list_models_command(as_json: bool, family: str | None, backend: str | None) 
     rows = [r for r in rows if (family is None or r["family"] == family)]
     rows = [r for r in rows if (backend is None or backend in r["backends"])]
     conflicts = _warn_conflicts("model")
+    _warn_failed_plugins()
     if as_json:
         for r in rows:
             r.pop("dist")
@@ -157,6 +179,7 @@ def _list_command(kind: str, help_text: str, extra: tuple[str, ...] = ()) -> Non
             row["dist"] = f"{row['distribution']} {row['version']}"
             rows.append(row)
         conflicts = _warn_conflicts(kind)
+        _warn_failed_plugins()
         if as_json:
             for r in rows:
                 r.pop("dist")
@@ -313,7 +336,9 @@ def info_command(name: str, as_json: bool, variant: str | None, device: str, dty
             try:
                 encoders.entry(name)
             except UnknownNameError as encoder_miss:  # suggest encoders when no model is close
-                if encoder_miss.suggestions and not model_miss.suggestions:
+                # ... and no plugin that failed may provide the model (its miss names them)
+                close = encoder_miss.suggestions and not model_miss.suggestions
+                if close and not model_miss.failed_plugins:
                     raise encoder_miss from None
             raise
         _encoder_info(encoders.entry(name), as_json)
@@ -368,43 +393,145 @@ def info_command(name: str, as_json: bool, variant: str | None, device: str, dty
 @click.option("--steps", default=100, show_default=True, type=click.IntRange(1), help="Time steps.")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--neurons", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--current", default=1.5, show_default=True, help="Mean constant input current.")
+@click.option(
+    "--current",
+    default=1.5,
+    show_default=True,
+    help="Mean input current (constant, or the mean of the --poisson trains).",
+)
+@click.option(
+    "--poisson",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    metavar="RATE",
+    help="Drive with Poisson spike trains of RATE Hz instead, each spike worth current/(RATE·dt).",
+)
+@click.option("--preset", default=None, help="A named preset of the model (snn info NAME).")
 @click.option("--backend", default="auto", show_default=True)
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw input, raster, membrane traces and rate to FILE (.png, .svg); needs snncore[plot].",
+)
+@click.option(
+    "--save",
+    "save_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Save the input, output and every recorded state field to FILE (.npz).",
+)
 def simulate_command(
-    name: str, steps: int, batch: int, neurons: int, current: float, backend: str, seed: int
+    name: str,
+    steps: int,
+    batch: int,
+    neurons: int,
+    current: float,
+    poisson: float | None,
+    preset: str | None,
+    backend: str,
+    seed: int,
+    plot_file: str | None,
+    save_file: str | None,
 ) -> None:
-    """Drive a feed-forward layer of NAME with noisy constant current and count its spikes."""
+    """Drive a feed-forward layer of NAME with noisy constant current (or Poisson spike trains)
+    and count its spikes; optionally draw and save what happened."""
     import torch
 
     from snncore.api import create, get_model
 
+    if not math.isfinite(current):
+        raise click.BadParameter(f"must be a finite number, got {current}", param_hint="--current")
+    if plot_file is not None:
+        from snncore.plot import require_matplotlib
+
+        require_matplotlib()  # before any work: a missing extra is one line, exit 2
     model = get_model(name)
     if "layer" not in model.variants:
         raise click.UsageError(
             f"model {name!r} has no feed-forward layer; it offers {list(model.variants)}"
         )
+    record = plot_file is not None or save_file is not None
+    layer = create(name, variant="layer", backend=backend, preset=preset, record_states=record)
     generator = torch.Generator().manual_seed(seed)
     gain = torch.linspace(0.5, 1.5, neurons)  # a spread of drives, so the counts differ
-    x = current * gain * (1 + 0.1 * torch.randn(steps, batch, neurons, generator=generator))
-    layer = create(name, variant="layer", backend=backend)
+    if poisson is None:
+        x = current * gain * (1 + 0.1 * torch.randn(steps, batch, neurons, generator=generator))
+        drive = f"input current {current} x gain 0.5..1.5 (+10% noise)"
+    else:
+        probability = poisson * layer.dt
+        if probability > 1:
+            raise click.BadParameter(
+                f"{poisson} Hz is more than one spike per step of dt={layer.dt} s",
+                param_hint="--poisson",
+            )
+        arrivals = torch.rand(steps, batch, neurons, generator=generator) < probability
+        x = arrivals * (current * gain / probability)
+        drive = f"Poisson input at {poisson} Hz, mean current {current} x gain 0.5..1.5"
     with torch.no_grad():
-        out, _ = layer(x)
+        out, states = layer(x)
+    _refuse_non_finite(name, out)
     click.echo(
-        f"{name}: {steps} steps of dt={layer.dt} s, batch {batch}, {neurons} neurons, "
-        f"input current {current} x gain 0.5..1.5 (+10% noise), backend {layer._backend_for(x).name}"
+        f"{name}{f' ({preset})' if preset else ''}: {steps} steps of dt={layer.dt} s, "
+        f"batch {batch}, {neurons} neurons, {drive}, backend {layer._backend_for(x).name}"
     )
+    if save_file is not None:
+        _save_simulation(save_file, x, out, states, layer.dt)
+    if plot_file is not None:
+        from snncore.plot import plot_layer_run, save
+
+        figure = plot_layer_run(layer, x, out, states, input_spikes=poisson is not None)
+        save(figure, plot_file)
     if model.output != "spikes":
         click.echo(
             f"final output ({model.output}) per neuron: {[round(v, 4) for v in out[-1].mean(0).tolist()]}"
         )
-        return
-    counts = out.sum(dim=(0, 1)).to(torch.int64).tolist()
-    rates = out.mean(dim=(0, 1)) / layer.dt
-    click.echo(f"spike counts per neuron: {counts}")
-    click.echo(
-        f"mean rate: {rates.mean().item():.1f} Hz (min {rates.min().item():.1f}, max {rates.max().item():.1f})"
-    )
+    else:
+        counts = out.sum(dim=(0, 1)).to(torch.int64).tolist()
+        rates = out.mean(dim=(0, 1)) / layer.dt
+        click.echo(f"spike counts per neuron: {counts}")
+        click.echo(
+            f"mean rate: {rates.mean().item():.1f} Hz (min {rates.min().item():.1f}, max {rates.max().item():.1f})"
+        )
+    for kind, path in (("figure", plot_file), ("arrays", save_file)):
+        if path is not None:
+            click.echo(f"{kind} written to {path}")
+
+
+def _refuse_non_finite(name: str, out: Any) -> None:
+    """A run whose output holds NaN or inf fails naming where, instead of printing counts made
+    from NaN (-9223372036854775808 once cast to int64) or rates of 0 Hz."""
+    import torch
+
+    bad = ~torch.isfinite(out)
+    if bool(bad.any()):
+        step = int(bad.flatten(1).any(1).nonzero()[0])
+        kind = "NaN" if bool(out.isnan().any()) else "inf"
+        raise click.ClickException(
+            f"model {name!r} produced {int(bad.sum())} non-finite output values ({kind}) of "
+            f"{out.numel()}, the first at step {step}: its step is not finite for this input"
+        )
+
+
+def _save_simulation(path: str, x: Any, out: Any, states: Any, dt: float) -> None:
+    """``--save``: the input, the output and every recorded state field (dotted names for nested
+    records), each ``(T, B, N)``, and ``dt``, as NumPy arrays in one ``.npz``."""
+    import numpy
+
+    arrays = {"input": x.numpy(), "output": out.numpy(), "dt": numpy.asarray(dt)}
+
+    def add(record: Any, prefix: str) -> None:
+        for field in record._fields:
+            value = getattr(record, field)
+            if hasattr(value, "_fields"):
+                add(value, f"{prefix}{field}.")
+            else:
+                arrays[f"state.{prefix}{field}"] = value.detach().cpu().numpy()
+
+    add(states, "")
+    numpy.savez(path, **arrays)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,8 @@ path with a compiled step), so the loop's rules are written once:
   term from the previous state's spikes (``model.last_spikes(state)``).
 - A model's ``feed_forward_sequence`` (all steps in one call, with its own backward) is used
   for feed-forward layers whose states are not recorded, when it accepts the call.
+- ``T = 0`` never reaches a step loop (stacking nothing fails): the modules answer it with
+  :func:`no_steps`, the same for every model and backend.
 """
 
 from __future__ import annotations
@@ -92,6 +94,29 @@ def recurrent_loop(
         if record_states:
             states.append(state)
     return torch.stack(outputs), (stack_states(states) if record_states else state)
+
+
+def _empty_sequence(value: Any) -> Any:
+    """``(0, *shape)`` for every tensor of ``value`` (a tensor or a state record, nested)."""
+    if isinstance(value, torch.Tensor):
+        return value.unsqueeze(0)[:0]
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_empty_sequence(v) for v in value))
+    return value
+
+
+def no_steps(
+    out: torch.Tensor, stepped: Any, state: Any, record_states: bool
+) -> tuple[torch.Tensor, Any]:
+    """A run over ``T = 0`` steps: ``(0, *out.shape)`` outputs and the incoming ``state``
+    unchanged (with ``record_states``: every field as a ``(0, ...)`` sequence).
+
+    ``out, stepped`` are one step's output and state, computed only for their shapes and
+    dtypes, which a model may choose freely (a step may widen or narrow its output), so they
+    are taken from the step itself rather than guessed.  Slicing them keeps the empty results
+    in the autograd graph of the step's inputs, as a real run's would be.
+    """
+    return _empty_sequence(out), (_empty_sequence(stepped) if record_states else state)
 
 
 def layer_route(model: NeuronModel, record_states: bool | None = None) -> tuple[str, str]:

@@ -29,7 +29,8 @@ import attrs
 import torch
 
 from snncore.backends import check_backend, select_backend
-from snncore.parameters import method_items, replace_tensors, tensor_items
+from snncore.loop import no_steps
+from snncore.parameters import method_items, replace_tensors, tensor_items, validate_fields
 from snncore.plugins import get_manager
 from snncore.protocols import Backend, NeuronModel
 from snncore.registry import UnknownNameError
@@ -42,16 +43,32 @@ def _buffer_name(field: str) -> str:
     return _BUFFER_PREFIX + field.replace(".", "__")
 
 
-def _check_input(x: Any, min_dim: int, what: str, module: torch.nn.Module) -> None:
+def _module_dtype(module: torch.nn.Module) -> torch.dtype:
+    """The floating dtype of the module's tensors (after ``.double()``: float64), else the
+    default float dtype."""
+    for tensor in (*module.parameters(recurse=False), *module.buffers(recurse=False)):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.get_default_dtype()
+
+
+def _check_input(x: Any, min_dim: int, what: str, module: torch.nn.Module) -> torch.Tensor:
+    """``x`` checked, and cast to the module's float dtype when it is bool or integer.
+
+    Spike tensors are often bool (``x > 0``) or integer counts; they are cast rather than
+    refused (as the reference does), so ``layer(spikes.bool())`` works.  Complex input is
+    refused.  Any number of leading dimensions is accepted: none (unbatched) or several.
+    """
     name = type(module).__name__
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} expects a tensor as input, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(
-            f"{name} expects a floating-point input, got dtype {x.dtype} (use x.float())"
-        )
+        if x.is_complex():
+            raise TypeError(f"{name} expects a real input, got dtype {x.dtype}")
+        x = x.to(_module_dtype(module))
     if x.dim() < min_dim:
         raise ValueError(f"{name} expects input of shape {what}, got {tuple(x.shape)}")
+    return x
 
 
 def _preset_name(preset: str | None, behavior: str | None) -> str | None:
@@ -115,7 +132,11 @@ def _learnable_value(field: str, value: torch.Tensor, kind: Any, features: Any) 
 def _parameters_now(module: NeuronModule) -> Any:
     fields: dict[str, Any] = {f: getattr(module, _buffer_name(f)) for f in module._tensor_fields}
     fields.update(module.surrogates())
-    return replace_tensors(module.p, fields)
+    # Buffers were validated with p when the module was built; a learnt value may have left
+    # its range since (a rate trained below 0), so only the learnable fields are checked again.
+    p = replace_tensors(module.p, fields, validate=False)
+    validate_fields(p, getattr(module, "_learnable_fields", ()))
+    return p
 
 
 _DISABLED: dict[Callable[..., Any], Callable[..., Any]] = {}
@@ -131,8 +152,28 @@ def _outside_the_graph(function: Callable[..., Any]) -> Callable[..., Any]:
     return _DISABLED[function]
 
 
+def _wrong_parameters(model: NeuronModel, p: Any) -> str:
+    """The message for a ``p`` of another class; the reference library's record (a NamedTuple of
+    the same name) gets the conversion that fixes it."""
+    expected = model.parameters.__name__
+    got = f"{type(p).__module__}.{type(p).__qualname__}"
+    if type(p).__name__ == expected and hasattr(p, "_asdict"):
+        return (
+            f"p must be snncore's {expected} for model {model.name!r}, got the reference "
+            f"library's {got}; convert it with {expected}(**p._asdict()) or import the classes "
+            "from snncore.compat.norse (docs/porting-from-norse.md)"
+        )
+    return f"p must be {expected} for model {model.name!r}, got {got}"
+
+
 class NeuronModule(torch.nn.Module):
-    """Shared by all variants: the model, its parameters as module tensors, and ``dt``."""
+    """Shared by all variants: the model, its parameters as module tensors, and ``dt``.
+
+    ``initial_state_grad=True`` makes the initial state built for ``state=None`` a set of leaves
+    that require grad (under grad mode), so a gradient reaches it even when nothing else needs
+    one (the reference library always does this).  It is off by default: otherwise a module whose
+    input and parameters need no gradient would record the whole sequence for autograd.
+    """
 
     model: NeuronModel
     variant: str
@@ -148,9 +189,11 @@ class NeuronModule(torch.nn.Module):
         preset: str | None = None,
         behavior: str | None = None,
         adjoint: bool = False,
+        initial_state_grad: bool = False,
         **parameter_fields: Any,
     ):
         super().__init__()
+        self.initial_state_grad = bool(initial_state_grad)
         if model is not None:
             self.model = model
         model = self.model
@@ -178,9 +221,7 @@ class NeuronModule(torch.nn.Module):
         if p is None:
             p = model.parameters()
         elif not isinstance(p, model.parameters):
-            raise TypeError(
-                f"p must be {model.parameters.__name__} for model {model.name!r}, got {type(p).__name__}"
-            )
+            raise TypeError(_wrong_parameters(model, p))
         if parameter_fields:
             known = {f.name for f in attrs.fields(model.parameters)}
             unknown = sorted(set(parameter_fields) - known)
@@ -206,7 +247,20 @@ class NeuronModule(torch.nn.Module):
                 f"learnable {missing} are not tensor parameters of {model.name!r}: {sorted(tensors)}"
             )
         self._tensor_fields = tuple(tensors)
+        # A tensor of p that requires grad (a torch.nn.Parameter the user trains, or a tensor
+        # computed from one) stays attached: the module uses that very tensor, so the gradient
+        # reaches it.  Every other tensor is copied into a buffer that .to() and .double() move.
+        attached = {
+            f: v for f, v in tensors.items() if v.requires_grad and learnable.get(f) is None
+        }
+        self._learnable_fields = tuple(f for f in tensors if f in learnable or f in attached)
         for field, value in tensors.items():
+            if field in attached:
+                if isinstance(value, torch.nn.Parameter):
+                    self.register_parameter(_buffer_name(field), value)
+                else:  # computed from a parameter: kept as it is (not moved by .to())
+                    setattr(self, _buffer_name(field), value)
+                continue
             value = value.detach().clone()
             if field in learnable:
                 value = _learnable_value(field, value, learnable[field], features)
@@ -225,8 +279,37 @@ class NeuronModule(torch.nn.Module):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_surrogates"] = None  # resolved again where the module is unpickled
+        state.pop("_state_shapes", None)
         state.pop("_resolved", None)
         return state
+
+    def check_state(self, state: Any, p: Any, shape: tuple[int, ...], x: torch.Tensor) -> None:
+        """Refuse a given state whose fields do not fit neurons of ``shape`` (the input's batch
+        and features), naming the field, its shape and the one expected.
+
+        Without it, a state from a batch of 5 fed with a batch of 2 fails deep in the step
+        ("The size of tensor a (5) must match ...") or, on a kernel, with another message; a
+        state of batch 5 with an input of batch 1 would even broadcast silently.  A field may
+        have any shape that broadcasts to the expected one without growing it (``(1, n)``).
+        The expected shapes are those of the initial state, found once per input shape.
+        """
+        if torch.compiler.is_compiling():
+            return
+        cache = self.__dict__.setdefault("_state_shapes", {})
+        expected = cache.get(shape)
+        if expected is None:
+            with torch.no_grad():
+                initial = self.make_initial_state(p, shape, x.device, x.dtype)
+            expected = cache[shape] = dict(_tensor_shapes(initial))
+        for field, got in _tensor_shapes(state):
+            want = expected.get(field)
+            if want is None or got == want or _broadcasts_to(got, want):
+                continue
+            raise ValueError(
+                f"{type(self).__name__}: state field {field!r} has shape {got}, but an input of "
+                f"shape {tuple(x.shape)} needs {want} (a state from another batch size? pass "
+                "state=None to start afresh)"
+            )
 
     def make_initial_state(self, p: Any, shape: Any, device: Any, dtype: Any) -> Any:
         """The model's initial state for neurons of ``shape``, with any preset's start values."""
@@ -235,6 +318,14 @@ class NeuronModule(torch.nn.Module):
             state = state._replace(
                 **{k: torch.full_like(getattr(state, k), v) for k, v in self._preset_state.items()}
             )
+        return state
+
+    def start_state(self, p: Any, shape: Any, x: torch.Tensor) -> Any:
+        """The state a forward with ``state=None`` starts from: the initial state, its tensors
+        made leaves that require grad when ``initial_state_grad`` is on and grad mode is."""
+        state = self.make_initial_state(p, shape, x.device, x.dtype)
+        if self.initial_state_grad and torch.is_grad_enabled():
+            state = _grad_leaves(state)
         return state
 
     def parameters_now(self) -> Any:
@@ -256,12 +347,12 @@ class NeuronCell(NeuronModule):
         return self.make_initial_state(self.parameters_now(), x.shape, x.device, x.dtype)
 
     def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        _check_input(input_tensor, 1, "(batch, *features)", self)
+        input_tensor = _check_input(input_tensor, 0, "(*batch, *features)", self)
         p = self.parameters_now()
         if state is None:
-            state = self.make_initial_state(
-                p, input_tensor.shape, input_tensor.device, input_tensor.dtype
-            )
+            state = self.start_state(p, input_tensor.shape, input_tensor)
+        else:
+            self.check_state(state, p, tuple(input_tensor.shape), input_tensor)
         return self.model.feed_forward_step(input_tensor, state, p, self.dt)
 
 
@@ -316,16 +407,68 @@ class NeuronLayer(_BackendMixin, NeuronModule):
         self._init_backend(backend, record_states)
 
     def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        _check_input(input_tensor, 2, "(time, batch, *features)", self)
+        input_tensor = _check_input(input_tensor, 1, "(time, *batch, *features)", self)
         p = self.parameters_now()
         if state is None:
-            state = self.make_initial_state(
-                p, input_tensor.shape[1:], input_tensor.device, input_tensor.dtype
-            )
+            state = self.start_state(p, input_tensor.shape[1:], input_tensor)
+        else:
+            self.check_state(state, p, tuple(input_tensor.shape[1:]), input_tensor)
+        if input_tensor.shape[0] == 0:  # T = 0: no step runs; one step (on 0) gives the shapes
+            out, stepped = self.model.feed_forward_step(input_tensor.sum(0), state, p, self.dt)
+            return no_steps(out, stepped, state, self.record_states)
         if self.adjoint:
             return self.model.adjoint["layer"](input_tensor, state, p, self.dt)
         backend = self._backend_for(input_tensor)
         return backend.run_layer(self.model, input_tensor, state, p, self.dt, self.record_states)
+
+
+def _tensor_shapes(state: Any, prefix: str = "") -> list[tuple[str, tuple[int, ...]]]:
+    """``(dotted field, shape)`` of every tensor in a state record (nested records too)."""
+    if isinstance(state, torch.Tensor):
+        return [(prefix or "state", tuple(state.shape))]
+    if not (isinstance(state, tuple) and hasattr(state, "_fields")):
+        return []
+    found = []
+    for name, value in zip(state._fields, state, strict=True):
+        found += _tensor_shapes(
+            value, f"{prefix}{name}" if isinstance(value, torch.Tensor) else f"{prefix}{name}."
+        )
+    return found
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """``shape`` broadcasts to ``target`` without changing it (e.g. ``(1, n)`` to ``(b, n)``)."""
+    if len(shape) > len(target):
+        return False
+    return all(a in (1, b) for a, b in zip(reversed(shape), reversed(target), strict=False))
+
+
+def _map_tensors(state: Any, function: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``state`` with ``function`` applied to every tensor field (nested records too)."""
+    if isinstance(state, torch.Tensor):
+        return function(state)
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(_map_tensors(value, function) for value in state))
+    return state
+
+
+def _grad_leaves(state: Any) -> Any:
+    """Each floating tensor of ``state`` as its own leaf that requires grad."""
+    return _map_tensors(
+        state, lambda t: t.detach().clone().requires_grad_() if t.is_floating_point() else t
+    )
+
+
+def _reshape_state(state: Any, neurons: tuple[int, ...], shape: tuple[int, ...]) -> Any:
+    """A state for neurons of ``neurons`` laid out as ``shape`` (same count): fields that
+    broadcast to ``neurons`` are expanded and reshaped; others are left as they are."""
+
+    def reshape(t: torch.Tensor) -> torch.Tensor:
+        if tuple(t.shape) == neurons or _broadcasts_to(tuple(t.shape), neurons):
+            return t.expand(neurons).reshape(shape)
+        return t
+
+    return _map_tensors(state, reshape)
 
 
 def _zero_diagonal_gradient(grad: torch.Tensor) -> torch.Tensor:
@@ -389,9 +532,9 @@ class _WeightsMixin:
     def module_tensors(self) -> Mapping[str, torch.Tensor]:
         return {name: getattr(self, name) for name in self._module_tensor_names}
 
-    def _check_recurrent_input(self, x: torch.Tensor, dims: int, what: str) -> None:
-        _check_input(x, dims, what, self)  # type: ignore[arg-type]
-        if x.dim() != dims or x.shape[-1] != self.input_size:
+    def _check_recurrent_input(self, x: torch.Tensor, dims: int, what: str) -> torch.Tensor:
+        x = _check_input(x, dims, what, self)  # type: ignore[arg-type]
+        if x.shape[-1] != self.input_size:
             raise ValueError(
                 f"{type(self).__name__} expects input of shape {what} with input_size="
                 f"{self.input_size}, got {tuple(x.shape)}"
@@ -401,9 +544,24 @@ class _WeightsMixin:
                 f"{type(self).__name__}: input is on {x.device} but the weights are on "
                 f"{self.input_weights.device}; move one with .to(device)"
             )
+        return x
 
-    def _initial_recurrent_state(self, p: Any, x: torch.Tensor) -> Any:
-        return self.make_initial_state(p, (x.shape[-2], self.hidden_size), x.device, x.dtype)  # type: ignore[attr-defined]
+    def recurrent_step(self, x: torch.Tensor, state: Any, p: Any) -> tuple[Any, Any]:
+        """One recurrent step of input ``x`` (batch, input_size): the model's step receives
+        ``W_in·x + W_rec·z_prev``."""
+        weigh = self.model.synaptic_input or torch.nn.functional.linear
+        current = weigh(x, self.input_weights) + weigh(
+            self.model.last_spikes(state), self.recurrent_weights
+        )
+        return self.model.recurrent_step(current, state, p, self.dt, **self.module_tensors())
+
+    def _neurons(self, x: torch.Tensor, leading: int) -> tuple[int, ...]:
+        """The neurons' shape for input ``x``: its dimensions between the first ``leading``
+        (time) and the last (input_size), then ``hidden_size``."""
+        return (*x.shape[leading:-1], self.hidden_size)
+
+    def _initial_recurrent_state(self, p: Any, x: torch.Tensor, leading: int = 0) -> Any:
+        return self.start_state(p, self._neurons(x, leading), x)  # type: ignore[attr-defined]
 
 
 class NeuronRecurrentCell(_WeightsMixin, NeuronModule):
@@ -430,15 +588,13 @@ class NeuronRecurrentCell(_WeightsMixin, NeuronModule):
         )
 
     def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        self._check_recurrent_input(input_tensor, 2, "(batch, input_size)")
+        input_tensor = self._check_recurrent_input(input_tensor, 1, "(*batch, input_size)")
         p = self.parameters_now()
         if state is None:
             state = self._initial_recurrent_state(p, input_tensor)
-        weigh = self.model.synaptic_input or torch.nn.functional.linear
-        current = weigh(input_tensor, self.input_weights) + weigh(
-            self.model.last_spikes(state), self.recurrent_weights
-        )
-        return self.model.recurrent_step(current, state, p, self.dt, **self.module_tensors())
+        else:
+            self.check_state(state, p, self._neurons(input_tensor, 0), input_tensor)
+        return self.recurrent_step(input_tensor, state, p)
 
 
 class NeuronRecurrent(_BackendMixin, _WeightsMixin, NeuronModule):
@@ -468,10 +624,30 @@ class NeuronRecurrent(_BackendMixin, _WeightsMixin, NeuronModule):
         self._init_backend(backend, record_states)
 
     def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        self._check_recurrent_input(input_tensor, 3, "(time, batch, input_size)")
+        input_tensor = self._check_recurrent_input(input_tensor, 2, "(time, *batch, input_size)")
         p = self.parameters_now()
+        neurons = self._neurons(input_tensor, 1)
         if state is None:
-            state = self._initial_recurrent_state(p, input_tensor)
+            state = self._initial_recurrent_state(p, input_tensor, 1)
+        else:
+            self.check_state(state, p, neurons, input_tensor)
+        if input_tensor.dim() != 3:  # unbatched or several batch dimensions: one batch axis
+            flat = (math.prod(neurons[:-1]), self.hidden_size)
+            outs, final = self(
+                input_tensor.reshape(input_tensor.shape[0], flat[0], self.input_size),
+                _reshape_state(state, neurons, flat),
+            )
+            if self.record_states:  # every field stacked over time: (T, *flat)
+                final = _map_tensors(
+                    final,
+                    lambda t: t.reshape(t.shape[0], *neurons) if t.shape[1:] == flat else t,
+                )
+            else:
+                final = _reshape_state(final, flat, neurons)
+            return outs.reshape(outs.shape[0], *neurons), final
+        if input_tensor.shape[0] == 0:  # T = 0: no step runs; one step (on 0) gives the shapes
+            out, stepped = self.recurrent_step(input_tensor.sum(0), state, p)
+            return no_steps(out, stepped, state, self.record_states)
         if self.adjoint:
             return self.model.adjoint["recurrent"](
                 input_tensor,

@@ -8,15 +8,61 @@
 
 Numbers given for a tensor field become tensors (scalars or any shape that broadcasts against the
 state, e.g. one value per neuron).  ``snn info`` shows each field's default and unit.
+
+Validators (``tensor_field(..., validator=positive_finite)``) refuse a value when the record is
+made, naming the field and the offending value: a NaN, an infinite value or a non-positive
+inverse time constant would otherwise run silently and produce NaN or nonsense spikes many steps
+later.  A module checks its parameters once, when it is built; the record it rebuilds on every
+forward from its own tensors is not validated again (:func:`replace_tensors` with
+``validate=False``; a check would cost a device synchronisation per field per call), except the
+learnable fields (:func:`validate_fields`), whose values training may move out of range.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
 import torch
+
+
+class _Fields:
+    """``cls._fields`` and ``p._fields``: the attrs field names, in order (as a NamedTuple's)."""
+
+    def __get__(self, instance: Any, owner: type) -> tuple[str, ...]:
+        return tuple(f.name for f in attrs.fields(owner))
+
+
+class ParameterRecord:
+    """The NamedTuple protocol for an attrs parameter record: ``_fields``, ``_replace``,
+    ``_asdict``, ``len``, indexing, iteration and unpacking (``tau_syn_inv, *rest = p``).
+
+    Parameter records are attrs classes (validators, units, per-field documentation), but code
+    written for the reference library treats them as NamedTuples; inheriting this makes both
+    work.  Equality and hashing stay attrs'.
+    """
+
+    __slots__ = ()
+    _fields = _Fields()
+
+    def _replace(self, **changes: Any) -> Any:
+        """A copy with the named fields replaced (validated, like the constructor)."""
+        return attrs.evolve(self, **changes)  # type: ignore[misc]
+
+    def _asdict(self) -> dict[str, Any]:
+        """``{field: value}`` in field order (nested records stay records)."""
+        return {name: getattr(self, name) for name in self._fields}
+
+    def __iter__(self) -> Iterator[Any]:
+        return (getattr(self, name) for name in self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return tuple(self)[index]
 
 
 def as_parameter_tensor(value: Any) -> torch.Tensor:
@@ -80,10 +126,55 @@ def method_items(p: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield from method_items(value, prefix + f.name + ".")
 
 
+def _number(value: torch.Tensor) -> str:
+    """The shortest text that gives ``value`` back in its dtype (``-0.2``, not float32's
+    ``-0.20000000298023224``)."""
+    number = float(value.item())
+    text = repr(number)
+    if value.is_floating_point() and value.dtype != torch.float64 and math.isfinite(number):
+        for digits in range(1, 18):
+            text = f"{number:.{digits}g}"
+            if torch.tensor(float(text), dtype=value.dtype).item() == number:
+                break
+        if not any(c in text for c in ".en"):
+            text += ".0"
+    return text
+
+
+def _refuse(
+    instance: Any, attribute: attrs.Attribute, value: torch.Tensor, ok: Any, rule: str
+) -> None:
+    """Raise naming the field, the rule and the first value that breaks it (and its index)."""
+    ok = torch.as_tensor(ok)
+    if bool(ok.all()):
+        return
+    bad = value.detach()
+    if bad.dim() == 0:
+        shown = _number(bad)
+    else:
+        index = tuple(int(k) for k in torch.nonzero(~ok.expand(bad.shape))[0])
+        shown = f"{_number(bad[index])} at index {index} (of a tensor of shape {tuple(bad.shape)})"
+    raise ValueError(f"{type(instance).__name__}.{attribute.name} must be {rule}, got {shown}")
+
+
 def positive(instance: Any, attribute: attrs.Attribute, value: torch.Tensor) -> None:
-    """Validator: every element > 0."""
-    if not bool((value > 0).all()):
-        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be > 0, got {value}")
+    """Validator: every element > 0 (NaN is refused too)."""
+    _refuse(instance, attribute, value, value > 0, "> 0")
+
+
+def finite(instance: Any, attribute: attrs.Attribute, value: torch.Tensor) -> None:
+    """Validator: every element finite (no NaN, no ±inf)."""
+    _refuse(instance, attribute, value, torch.isfinite(value), "finite")
+
+
+def positive_finite(instance: Any, attribute: attrs.Attribute, value: torch.Tensor) -> None:
+    """Validator: every element > 0 and finite (inverse time constants, rates)."""
+    _refuse(instance, attribute, value, (value > 0) & torch.isfinite(value), "> 0 and finite")
+
+
+def non_negative_finite(instance: Any, attribute: attrs.Attribute, value: torch.Tensor) -> None:
+    """Validator: every element >= 0 and finite (a surrogate's sharpness ``alpha``)."""
+    _refuse(instance, attribute, value, (value >= 0) & torch.isfinite(value), ">= 0 and finite")
 
 
 def describe_parameters(cls: type) -> list[dict[str, Any]]:
@@ -114,6 +205,18 @@ def describe_parameters(cls: type) -> list[dict[str, Any]]:
     return rows
 
 
+def validate_fields(p: Any, names: Iterable[str]) -> None:
+    """Run the validators of the (dotted) fields ``names`` of ``p`` on their current values."""
+    for name in names:
+        owner, _, field = name.rpartition(".")
+        record = p
+        for part in owner.split(".") if owner else ():
+            record = getattr(record, part)
+        attribute = attrs.fields_dict(type(record))[field]
+        if attribute.validator is not None:
+            attribute.validator(record, attribute, getattr(record, field))
+
+
 def tensor_items(p: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
     """``(dotted_name, tensor)`` for every tensor field, descending into nested records."""
     for f in attrs.fields(type(p)):
@@ -124,8 +227,12 @@ def tensor_items(p: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]
             yield from tensor_items(value, prefix + f.name + ".")
 
 
-def replace_tensors(p: Any, tensors: dict[str, Any]) -> Any:
-    """A copy of ``p`` with the fields named (dotted for nested records) replaced."""
+def replace_tensors(p: Any, tensors: dict[str, Any], validate: bool = True) -> Any:
+    """A copy of ``p`` with the fields named (dotted for nested records) replaced.
+
+    ``validate=False`` skips the fields' converters and validators: for values that are already
+    tensors of a record validated before (a module's buffers and parameters on every forward).
+    """
     changes: dict[str, Any] = {}
     nested: dict[str, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
@@ -135,5 +242,13 @@ def replace_tensors(p: Any, tensors: dict[str, Any]) -> Any:
         else:
             changes[head] = value
     for head, inner in nested.items():
-        changes[head] = replace_tensors(getattr(p, head), inner)
-    return attrs.evolve(p, **changes)
+        changes[head] = replace_tensors(getattr(p, head), inner, validate)
+    if validate:
+        return attrs.evolve(p, **changes)
+    cls = type(p)
+    new = object.__new__(cls)
+    for f in attrs.fields(cls):  # frozen: attrs itself sets fields this way
+        object.__setattr__(
+            new, f.name, changes[f.name] if f.name in changes else getattr(p, f.name)
+        )
+    return new

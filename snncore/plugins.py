@@ -4,6 +4,11 @@ Discovery reads the ``snncore`` entry-point group with ``importlib.metadata`` an
 plugin module; the built-in plugins (``snncore.surrogates``, ``snncore.encoders``) are registered
 first through the very same path.  Every import and every hook call is guarded: a plugin that
 raises is recorded (name, distribution, error) and skipped, and everything else keeps working.
+That includes ``SystemExit`` (a plugin parsing the command line with argparse at import exits
+when it meets ``snn``'s arguments), which would otherwise end every command, ``--help``
+included; only ``KeyboardInterrupt`` and the like pass through.  Failures are not silent: each
+registry knows which plugins failed (an unknown name's error names them) and the listing
+commands warn on stderr.
 
 Switches (read when plugins are first loaded):
 
@@ -35,7 +40,10 @@ KINDS = {
     "encoder": "register_encoders",
     "surrogate": "register_surrogates",
     "task": "register_tasks",
+    "nir": "register_nir",
 }
+#: What a plugin may raise without taking the tool down: any error, and ``SystemExit``.
+PLUGIN_FAILURES: tuple[type[BaseException], ...] = (Exception, SystemExit)
 
 
 @attrs.define
@@ -74,6 +82,11 @@ class PluginRecord:
 
     def fail(self, where: str, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, SystemExit):
+            message = (
+                f"SystemExit({exc.code!r}): the plugin tried to end the process (argparse does "
+                "on a command line it does not know)"
+            )
         if where.startswith("register_"):
             self.hook_errors[where] = message
         else:
@@ -131,7 +144,7 @@ class PluginManager:
                 continue
             try:
                 plugin = ep.load()
-            except Exception as exc:  # a broken plugin never takes the tool down
+            except PLUGIN_FAILURES as exc:  # a broken plugin never takes the tool down
                 record.fail("import", exc)
                 self.records[ep.name] = record
                 continue
@@ -141,7 +154,7 @@ class PluginManager:
         self.records[record.name] = record
         try:
             self.pm.register(plugin, name=record.name)
-        except Exception as exc:
+        except PLUGIN_FAILURES as exc:
             record.fail("register", exc)
         self._registries = None
 
@@ -185,7 +198,23 @@ class PluginManager:
                 if record is None or not record.usable:
                     continue
                 self._call_register_hook(impl, registries[kind], record, hook_name)
+        for kind, registry in registries.items():
+            registry.failed_plugins = tuple(r.name for r in self.failed(kind))
         return registries
+
+    def failed(self, kind: str | None = None) -> list[PluginRecord]:
+        """The failed plugins; with ``kind``, those that might have registered a name of that
+        kind (failed at import or in that kind's hook).  Call after the registries are built
+        (:meth:`build_all`) to include hook failures."""
+        failed = [r for r in self.records.values() if r.status == "failed"]
+        if kind is None:
+            return failed
+        return [r for r in failed if r.load_error or KINDS[kind] in r.hook_errors]
+
+    def build_all(self) -> None:
+        """Build every registry (running every hook), so that hook failures are recorded."""
+        for kind in KINDS:
+            self.registry(kind)
 
     def _call_register_hook(
         self, impl: Any, registry: Registry[Any], record: PluginRecord, hook_name: str
@@ -203,7 +232,7 @@ class PluginManager:
         try:
             impl.function(register=register)
             registry.add_all(staged)
-        except Exception as exc:
+        except PLUGIN_FAILURES as exc:
             record.fail(hook_name, exc)
 
     def call_commands_hook(self, cli: Any) -> None:
@@ -213,7 +242,7 @@ class PluginManager:
                 continue
             try:
                 impl.function(cli=cli)
-            except Exception as exc:
+            except PLUGIN_FAILURES as exc:
                 record.fail("register_commands", exc)
 
 

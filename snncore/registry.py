@@ -17,14 +17,24 @@ T = TypeVar("T")
 
 
 class UnknownNameError(LookupError):
-    """A name that no loaded plugin registered.  The message lists close matches."""
+    """A name that no loaded plugin registered.  The message lists close matches and, when
+    plugins failed, names them: the name may be one of theirs (``snn plugins`` shows why)."""
 
-    def __init__(self, kind: str, name: str, known: list[str]):
+    def __init__(
+        self, kind: str, name: str, known: list[str], failed_plugins: tuple[str, ...] = ()
+    ):
         self.kind, self.name, self.known = kind, name, sorted(known)
+        self.failed_plugins = tuple(failed_plugins)
         self.suggestions = difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)
         hint = f" Did you mean {_either(self.suggestions)}?" if self.suggestions else ""
         list_command = "snn list-" + ("models" if kind == "model" else f"{kind}s")
         message = f"unknown {kind} {name!r}.{hint} Run `{list_command}` to see all {kind}s."
+        if self.failed_plugins:
+            count = len(self.failed_plugins)
+            message += (
+                f" {count} plugin{'s' if count > 1 else ''} failed to load and may provide it: "
+                f"{', '.join(self.failed_plugins)} (`snn plugins` shows the error)."
+            )
         super().__init__(message)
 
     def __str__(self) -> str:  # LookupError would quote the message like a key
@@ -80,6 +90,8 @@ class Registry(Generic[T]):
 
     def __init__(self, kind: str):
         self.kind = kind
+        #: Plugins that failed before registering (set by the plugin manager): a miss names them.
+        self.failed_plugins: tuple[str, ...] = ()
         self._by_name: dict[str, list[Entry[T]]] = {}
         self._fast: dict[str, T] = {}  # unambiguous names and aliases -> object
 
@@ -112,7 +124,9 @@ class Registry(Generic[T]):
             candidates = [e for e in candidates if e.provider.plugin == plugin]
         if not candidates:
             known = list(self._by_name) + [f"{e.provider.plugin}:{e.name}" for e in self.entries()]
-            raise UnknownNameError(self.kind, name, known if sep else list(self._by_name))
+            raise UnknownNameError(
+                self.kind, name, known if sep else list(self._by_name), self.failed_plugins
+            )
         if len(candidates) > 1:
             raise NameConflictError(self.kind, name, [e.provider for e in candidates])
         return candidates[0]

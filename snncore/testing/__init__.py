@@ -31,6 +31,7 @@ serialization       ``state_dict`` round trip with learnt values, pickle, deepco
 per_neuron          per-neuron parameter tensors broadcast: neuron k behaves as a module of its values
 gradients           gradients reach the input, weights, module tensors and learnable parameters;
                     non-spiking models: autograd equals finite differences
+no_steps            layers: ``T = 0`` input gives a ``(0, ...)`` output and the state back unchanged
 long_run            layers: no inf/NaN over 1000 float32 steps, drives 0 … ±100× and noise
 backends            layers: every other backend claiming the model, ``feed_forward_sequence`` and
                     ``adjoint=True`` agree with the eager step loop

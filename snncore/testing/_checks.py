@@ -154,6 +154,39 @@ def _check_recorded_states(
         assert_close(f"record_states=True: last recorded {name!r}", stacked[-1], final, 0, 0)
 
 
+# -- no steps ---------------------------------------------------------------------------------
+def check_no_steps(subject: Subject, variant: str, options: Any) -> None:
+    """Layers: an input of ``T = 0`` steps gives an empty output of the shape and dtype of a
+    one-step output with no time, and the state back unchanged (the initial state for
+    ``state=None``); recorded states are ``(0, *state shape)``.  The core answers every model
+    alike; the check keeps a model's own code (a whole-sequence function, an adjoint) honest."""
+    module = subject.build(variant)
+    x = subject.inputs(variant, 3)
+    one, _ = run(module, x[:1])
+    _, given = run(module, x)
+    neurons = (BATCH, HIDDEN_SIZE) if variant in RECURRENT else (BATCH, *FEATURES)
+    initial = _initial_state(module, neurons, x, "T = 0")
+    for state, start in ((None, initial), (given, given)):
+        where = "input of T = 0 steps" + (" with a state" if state is not None else "")
+        out, final = run(module, x[:0], state)
+        if tuple(out.shape) != (0, *one.shape[1:]) or out.dtype != one.dtype:
+            raise CheckFailure(
+                f"{where}: output of shape {tuple(out.shape)} ({out.dtype}), expected "
+                f"{(0, *one.shape[1:])} ({one.dtype})"
+            )
+        assert_states_close(
+            f"{where}: the returned state (it must be unchanged)", final, start, 0, 0
+        )
+    _, states = subject.build(variant, record_states=True)(x[:0])
+    for name, stacked in tensor_leaves(states):
+        want = (0, *dict(tensor_leaves(given))[name].shape)
+        if tuple(stacked.shape) != want:
+            raise CheckFailure(
+                f"input of T = 0 steps, record_states=True: state field {name!r} has shape "
+                f"{tuple(stacked.shape)}, expected {want}"
+            )
+
+
 # -- dtypes -----------------------------------------------------------------------------------
 def check_dtypes(subject: Subject, variant: str, options: Any) -> None:
     """float32 and float64 modules (``.double()``) keep the input's dtype in outputs and states,

@@ -108,6 +108,7 @@ CHECKS: dict[str, Check] = {
         Check("serialization", "state_dict/pickle", _checks.check_serialization, _always),
         Check("per_neuron", "per-neuron parameters", _checks.check_per_neuron_parameters, _always),
         Check("gradients", "gradients", _checks.check_gradients, _always),
+        Check("no_steps", "T = 0 input", _checks.check_no_steps, _loops),
         Check("long_run", "long run finite", _runtime.check_long_run, _loops),
         Check("backends", "backends agree", _runtime.check_backends, _backends_apply),
         Check("compile", "torch.compile", _runtime.check_compile, _compile_applies),
@@ -206,10 +207,13 @@ def _select(kind: str, plugins: Iterable[str]) -> list[Any]:
 
 
 def check_plugins_exist(plugins: Iterable[str]) -> None:
-    """Raise :class:`SelectionError` for a named plugin that is not there or failed to load."""
+    """Raise :class:`SelectionError` for a named plugin that is not there or failed, at import
+    or in any hook (a failed ``register_surrogates`` leaves its surrogates unchecked)."""
     from snncore.plugins import get_manager
 
-    records = get_manager().records.values()
+    manager = get_manager()
+    manager.build_all()  # run every hook first: a hook's failure is recorded when it runs
+    records = manager.records.values()
     for name in plugins:
         found = [r for r in records if name in (r.name, r.distribution)]
         if not found:
@@ -220,7 +224,7 @@ def check_plugins_exist(plugins: Iterable[str]) -> None:
             )
         for record in found:
             if record.status == "failed":
-                raise SelectionError(f"plugin {record.name!r} failed to load: {record.error}")
+                raise SelectionError(f"plugin {record.name!r} failed: {record.error}")
 
 
 def cases(

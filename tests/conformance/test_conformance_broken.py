@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import attrs
@@ -373,6 +374,30 @@ def test_selection_errors_are_clear(fresh_manager) -> None:
     }
     assert "good/layer-per_neuron" not in ids and "good/cell-shapes" not in ids
     assert "good/layer-shapes" in ids
+
+
+def test_a_plugin_whose_hook_raised_fails_its_suite(fresh_manager) -> None:
+    """The suite used to pass such a plugin: the hook's failure is recorded only when the hook
+    runs, after the plugin had been judged "loaded"; its surrogates were never checked."""
+    from snncore.testing import SelectionError
+
+    @snncore.hookimpl
+    def register_surrogates(register: Any) -> None:
+        raise ValueError("no surrogates today")
+
+    @snncore.hookimpl
+    def register_models(register: Any) -> None:
+        register(make("sad_good"))
+
+    plugin = SimpleNamespace(
+        register_surrogates=register_surrogates, register_models=register_models
+    )
+    snncore.register_plugin(plugin, name="snn-sad")
+    with pytest.raises(SelectionError) as info:
+        cases("snn-sad", options=OPTIONS)
+    assert str(info.value) == (
+        "plugin 'snn-sad' failed: register_surrogates: ValueError: no surrogates today"
+    )
 
 
 def test_compile_modes_choose_one_model_per_family() -> None:

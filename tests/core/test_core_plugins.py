@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import snncore
-from snncore.plugins import PluginRecord
+from snncore.plugins import PluginRecord, reset_manager
 
 BUILTINS = {"snncore.surrogates", "snncore.encoders"}
 
@@ -293,3 +293,108 @@ def test_cli_without_autoload_lists_no_models_and_only_builtin_plugins() -> None
     rows = json.loads(listed.stdout)["plugins"]
     assert {row["name"] for row in rows} == BUILTINS
     assert all(row["builtin"] and row["status"] == "loaded" for row in rows)
+
+
+# -- failures are isolated and visible: SystemExit at import, warnings, unknown names ------------
+
+EXITS_AT_IMPORT = """
+import argparse
+
+argparse.ArgumentParser(prog="snn-exiting").parse_args(["--not-an-option"])
+"""
+
+FAILS_AT_IMPORT = """
+raise ImportError("No module named 'scipy'")
+"""
+
+
+def _distribution(root: Path, name: str, source: str) -> Path:
+    """A distribution ``name`` (module ``name`` with dashes as underscores) whose entry point in
+    the ``snncore`` group is that module: found by ``importlib.metadata`` on ``root``."""
+    module = name.replace("-", "_")
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[snncore]\n{name} = {module}\n")
+    return root
+
+
+def test_a_plugin_exiting_at_import_is_a_failed_plugin(
+    fresh_manager: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fresh_manager first: torn down last, after the path is restored
+    """argparse at import raises SystemExit; that used to escape into every caller."""
+    monkeypatch.syspath_prepend(str(_distribution(tmp_path, "snn-exiting", EXITS_AT_IMPORT)))
+    reset_manager()
+    assert "lif" in _model_names()  # list_models() no longer raises SystemExit
+    record = _record("snn-exiting")
+    assert record.status == "failed"
+    assert record.error == (
+        "import: SystemExit(2): the plugin tried to end the process (argparse does on a "
+        "command line it does not know)"
+    )
+
+
+def test_cli_survives_a_plugin_exiting_at_import(tmp_path: Path) -> None:
+    path = str(_distribution(tmp_path, "snn-exiting", EXITS_AT_IMPORT))
+    helped = _snn("--help", PYTHONPATH=path)
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("Usage: snn [OPTIONS] COMMAND [ARGS]...")
+    listed = _snn("plugins", "--json", PYTHONPATH=path)
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)["plugins"]}
+    assert rows["snn-exiting"]["status"] == "failed"
+    assert rows["snn-exiting"]["error"].startswith("import: SystemExit(2): ")
+
+
+def test_listings_warn_about_failed_plugins_and_misses_name_them(tmp_path: Path) -> None:
+    """A failed plugin was invisible: listings said nothing and its model's name got "unknown
+    model" (or a suggested encoder)."""
+    path = str(_distribution(tmp_path, "snn-resonate", FAILS_AT_IMPORT))
+    warning = "warning: 1 plugin failed to load (snn-resonate); run `snn plugins` to see why"
+    for command in ("list-models", "list-backends", "list-encoders", "list-surrogates"):
+        listed = _snn(command, PYTHONPATH=path)
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stderr.splitlines() == [warning], command
+    listed = _snn("list-models", "--json", PYTHONPATH=path)
+    assert listed.stderr.splitlines() == [warning]
+    assert "lif" in {row["name"] for row in json.loads(listed.stdout)["models"]}
+
+    info = _snn("info", "resonate", PYTHONPATH=path)
+    assert info.returncode == 2
+    assert info.stderr.splitlines() == [
+        "Error: unknown model 'resonate'. Run `snn list-models` to see all models. 1 plugin "
+        "failed to load and may provide it: snn-resonate (`snn plugins` shows the error)."
+    ]
+    clean = _snn("list-models")
+    assert clean.returncode == 0 and clean.stderr == ""
+
+
+def test_an_unknown_name_names_the_failed_plugins(
+    fresh_manager: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fresh_manager first: torn down last, after the path is restored
+    monkeypatch.syspath_prepend(str(_distribution(tmp_path, "snn-resonate", FAILS_AT_IMPORT)))
+    reset_manager()
+    with pytest.raises(snncore.UnknownNameError) as info:
+        snncore.create("resonate")
+    assert info.value.failed_plugins == ("snn-resonate",)
+    assert str(info.value).endswith(
+        "1 plugin failed to load and may provide it: snn-resonate (`snn plugins` shows the error)."
+    )
+
+
+def test_a_failed_hook_is_named_by_misses_of_its_kind_only(builtins_only: Any) -> None:
+    @snncore.hookimpl
+    def register_surrogates(register: Callable[..., None]) -> None:
+        raise ValueError("no surrogates today")
+
+    snncore.register_plugin(
+        SimpleNamespace(register_surrogates=register_surrogates), name="snn-sad"
+    )
+    with pytest.raises(snncore.UnknownNameError, match="may provide it: snn-sad "):
+        snncore.get_surrogate("gloomy")
+    with pytest.raises(snncore.UnknownNameError) as info:
+        snncore.get_model("gloomy")
+    assert info.value.failed_plugins == ()

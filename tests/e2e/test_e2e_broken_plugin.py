@@ -38,6 +38,10 @@ def test_failing_plugins_are_recorded_and_skipped(
     assert listing.returncode == 0, listing.stderr
     assert any(line.split()[:1] == ["lif"] for line in listing.stdout.splitlines())
     assert "Traceback" not in listing.stderr
+    (warning,) = listing.stderr.splitlines()  # failures are not silent: one line
+    assert warning.startswith("warning: 2 plugins failed to load (")
+    assert "snn-broken" in warning and "snn-broken-hook" in warning
+    assert warning.endswith("); run `snn plugins` to see why")
 
     table = snn("plugins")
     assert table.returncode == 0, table.stderr

@@ -36,29 +36,44 @@ import torch
 import snncore
 from snn_adex.exponential import check_delta_T, exp_term
 from snncore import method_field, tensor_field
+from snncore.parameters import ParameterRecord, finite, non_negative_finite, positive_finite
 
 
 @attrs.frozen
-class LIFAdExParameters:
+class LIFAdExParameters(ParameterRecord):
     """Parameters of a LIFAdEx neuron; each numeric field a scalar or per-neuron tensor."""
 
     adaptation_current: torch.Tensor = tensor_field(
-        4.0, "S (model units)", "sub-threshold adaptation: coupling of a to v − v_leak"
+        4.0,
+        "S (model units)",
+        "sub-threshold adaptation: coupling of a to v − v_leak",
+        validator=finite,
     )
     adaptation_spike: torch.Tensor = tensor_field(
-        0.02, "A (model units)", "spike-triggered adaptation: jump of a per spike"
+        0.02, "A (model units)", "spike-triggered adaptation: jump of a per spike", validator=finite
     )
     delta_T: torch.Tensor = tensor_field(
-        0.5, "V", "sharpness of the exponential spike initiation (> 0)", validator=check_delta_T
+        0.5,
+        "V",
+        "sharpness of the exponential spike initiation (> 0)",
+        validator=attrs.validators.and_(check_delta_T, finite),
     )
-    tau_ada_inv: torch.Tensor = tensor_field(2.0, "1/s", "inverse adaptation time constant")
-    tau_syn_inv: torch.Tensor = tensor_field(200.0, "1/s", "inverse synaptic time constant")
-    tau_mem_inv: torch.Tensor = tensor_field(100.0, "1/s", "inverse membrane time constant")
-    v_leak: torch.Tensor = tensor_field(0.0, "V", "leak (resting) potential")
-    v_th: torch.Tensor = tensor_field(1.0, "V", "spike threshold")
-    v_reset: torch.Tensor = tensor_field(0.0, "V", "potential after a spike")
+    tau_ada_inv: torch.Tensor = tensor_field(
+        2.0, "1/s", "inverse adaptation time constant", validator=positive_finite
+    )
+    tau_syn_inv: torch.Tensor = tensor_field(
+        200.0, "1/s", "inverse synaptic time constant", validator=positive_finite
+    )
+    tau_mem_inv: torch.Tensor = tensor_field(
+        100.0, "1/s", "inverse membrane time constant", validator=positive_finite
+    )
+    v_leak: torch.Tensor = tensor_field(0.0, "V", "leak (resting) potential", validator=finite)
+    v_th: torch.Tensor = tensor_field(1.0, "V", "spike threshold", validator=finite)
+    v_reset: torch.Tensor = tensor_field(0.0, "V", "potential after a spike", validator=finite)
     method: str = method_field()
-    alpha: torch.Tensor = tensor_field(100.0, "", "surrogate gradient sharpness")
+    alpha: torch.Tensor = tensor_field(
+        100.0, "", "surrogate gradient sharpness", validator=non_negative_finite
+    )
 
 
 class LIFAdExFeedForwardState(NamedTuple):

@@ -35,22 +35,32 @@ import torch
 import snncore
 from snn_adex.exponential import check_delta_T, exp_term
 from snncore import method_field, tensor_field
+from snncore.parameters import ParameterRecord, finite, non_negative_finite, positive_finite
 
 
 @attrs.frozen
-class LIFExParameters:
+class LIFExParameters(ParameterRecord):
     """Parameters of a LIFEx neuron; each numeric field a scalar or per-neuron tensor."""
 
     delta_T: torch.Tensor = tensor_field(
-        0.5, "V", "sharpness of the exponential spike initiation (> 0)", validator=check_delta_T
+        0.5,
+        "V",
+        "sharpness of the exponential spike initiation (> 0)",
+        validator=attrs.validators.and_(check_delta_T, finite),
     )
-    tau_syn_inv: torch.Tensor = tensor_field(200.0, "1/s", "inverse synaptic time constant")
-    tau_mem_inv: torch.Tensor = tensor_field(100.0, "1/s", "inverse membrane time constant")
-    v_leak: torch.Tensor = tensor_field(0.0, "V", "leak (resting) potential")
-    v_th: torch.Tensor = tensor_field(1.0, "V", "spike threshold")
-    v_reset: torch.Tensor = tensor_field(0.0, "V", "potential after a spike")
+    tau_syn_inv: torch.Tensor = tensor_field(
+        200.0, "1/s", "inverse synaptic time constant", validator=positive_finite
+    )
+    tau_mem_inv: torch.Tensor = tensor_field(
+        100.0, "1/s", "inverse membrane time constant", validator=positive_finite
+    )
+    v_leak: torch.Tensor = tensor_field(0.0, "V", "leak (resting) potential", validator=finite)
+    v_th: torch.Tensor = tensor_field(1.0, "V", "spike threshold", validator=finite)
+    v_reset: torch.Tensor = tensor_field(0.0, "V", "potential after a spike", validator=finite)
     method: str = method_field()
-    alpha: torch.Tensor = tensor_field(100.0, "", "surrogate gradient sharpness")
+    alpha: torch.Tensor = tensor_field(
+        100.0, "", "surrogate gradient sharpness", validator=non_negative_finite
+    )
 
 
 class LIFExFeedForwardState(NamedTuple):

@@ -14,6 +14,10 @@ i.e. ``~/.cache/snncore/fused``) in a directory named by a hash of: the sources,
 its version, the flags and the torch version.
 A process that finds the library there loads it in milliseconds; concurrent first builds take a
 file lock and build once.  ``$CXX`` picks the compiler (default ``g++``, then ``c++``).
+Every build writes a stamp beside its library (size and SHA-256, :func:`_stamp`), checked before
+the library is loaded: a library cut short (a full disk, a killed copy) would kill the process
+that maps it with SIGBUS, so a library that does not match its stamp is rebuilt, never loaded.
+The generated kernels (:mod:`snn_backend_fused.compiler.kernel`) use the same stamp.
 
 A missing compiler, a failed compilation or a library that does not load raise
 :class:`FusedBuildError` naming the cause; the backend turns that into a fallback (``auto``) or
@@ -130,6 +134,20 @@ def _compile(compiler: str, target: Path) -> None:
         os.replace(linked, target)
 
 
+def _stamp(path: Path) -> str:
+    """``"SIZE SHA256"`` of a built library, written after a build and compared before a load."""
+    data = path.read_bytes()
+    return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
+
+
+def _intact(target: Path, stamp: Path) -> bool:
+    """The library exists and matches the stamp its build wrote (size and hash)."""
+    try:
+        return target.exists() and stamp.exists() and stamp.read_text() == _stamp(target)
+    except OSError:
+        return False
+
+
 def library_path() -> Path:
     """Where the library for this machine, compiler and source lives (built or not)."""
     compiler = find_compiler()
@@ -140,9 +158,10 @@ def _build_and_load() -> Any:
     global last_build_seconds
     compiler = find_compiler()
     target = cache_root() / build_key(compiler) / LIBRARY_NAME
+    stamp = target.with_suffix(".stamp")
     started = time.perf_counter()
     compiled = False
-    if not target.exists():
+    if not _intact(target, stamp):
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -153,8 +172,9 @@ def _build_and_load() -> Any:
 
         with open(target.parent / "build.lock", "w") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
-            if not target.exists():  # another process may have built it meanwhile
+            if not _intact(target, stamp):  # another process may have built it meanwhile
                 _compile(compiler, target)
+                stamp.write_text(_stamp(target))
                 compiled = True
     last_build_seconds = time.perf_counter() - started if compiled else 0.0
     # torch first: its OpenMP runtime (libgomp.so.1) is then the one the library binds to.

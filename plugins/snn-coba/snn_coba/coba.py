@@ -49,27 +49,36 @@ import torch
 
 import snncore
 from snncore import method_field, tensor_field
+from snncore.parameters import ParameterRecord, finite, non_negative_finite, positive_finite
 
 
 @attrs.frozen
-class CobaLIFParameters:
+class CobaLIFParameters(ParameterRecord):
     """Parameters of a conductance-based LIF neuron; each a scalar or per-neuron tensor."""
 
     tau_syn_exc_inv: torch.Tensor = tensor_field(
-        0.2, "1/s", "inverse excitatory synaptic time constant"
+        0.2, "1/s", "inverse excitatory synaptic time constant", validator=positive_finite
     )
     tau_syn_inh_inv: torch.Tensor = tensor_field(
-        0.2, "1/s", "inverse inhibitory synaptic time constant"
+        0.2, "1/s", "inverse inhibitory synaptic time constant", validator=positive_finite
     )
-    c_m_inv: torch.Tensor = tensor_field(5.0, "1/F (model units)", "inverse membrane capacitance")
-    g_l: torch.Tensor = tensor_field(0.25, "S (model units)", "leak conductance")
-    e_rev_I: torch.Tensor = tensor_field(-100.0, "mV", "inhibitory reversal potential")
-    e_rev_E: torch.Tensor = tensor_field(60.0, "mV", "excitatory reversal potential")
-    v_rest: torch.Tensor = tensor_field(-20.0, "mV", "resting potential")
-    v_reset: torch.Tensor = tensor_field(-70.0, "mV", "potential after a spike")
-    v_thresh: torch.Tensor = tensor_field(-10.0, "mV", "spike threshold")
+    c_m_inv: torch.Tensor = tensor_field(
+        5.0, "1/F (model units)", "inverse membrane capacitance", validator=positive_finite
+    )
+    g_l: torch.Tensor = tensor_field(0.25, "S (model units)", "leak conductance", validator=finite)
+    e_rev_I: torch.Tensor = tensor_field(
+        -100.0, "mV", "inhibitory reversal potential", validator=finite
+    )
+    e_rev_E: torch.Tensor = tensor_field(
+        60.0, "mV", "excitatory reversal potential", validator=finite
+    )
+    v_rest: torch.Tensor = tensor_field(-20.0, "mV", "resting potential", validator=finite)
+    v_reset: torch.Tensor = tensor_field(-70.0, "mV", "potential after a spike", validator=finite)
+    v_thresh: torch.Tensor = tensor_field(-10.0, "mV", "spike threshold", validator=finite)
     method: str = method_field()
-    alpha: torch.Tensor = tensor_field(100.0, "", "surrogate gradient sharpness")
+    alpha: torch.Tensor = tensor_field(
+        100.0, "", "surrogate gradient sharpness", validator=non_negative_finite
+    )
 
 
 class CobaLIFFeedForwardState(NamedTuple):

@@ -33,20 +33,27 @@ import attrs
 import torch
 
 from snncore import tensor_field
-from snncore.parameters import positive
+from snncore.parameters import ParameterRecord, finite, positive_finite
 
 
 @attrs.frozen
-class CorrelationSensorParameters:
+class CorrelationSensorParameters(ParameterRecord):
     """Parameters of a correlation sensor; each a scalar or a tensor broadcasting to the array."""
 
-    eta_p: torch.Tensor = tensor_field(1.0, "", "increment of C per presynaptic spike")
-    eta_m: torch.Tensor = tensor_field(1.0, "", "increment of A per postsynaptic spike")
+    eta_p: torch.Tensor = tensor_field(
+        1.0, "", "increment of C per presynaptic spike", validator=finite
+    )
+    eta_m: torch.Tensor = tensor_field(
+        1.0, "", "increment of A per postsynaptic spike", validator=finite
+    )
     tau_ac_inv: torch.Tensor = tensor_field(
-        10.0, "1/s", "inverse time constant of the anti-correlation trace A", positive
+        10.0,
+        "1/s",
+        "inverse time constant of the anti-correlation trace A",
+        validator=positive_finite,
     )
     tau_c_inv: torch.Tensor = tensor_field(
-        10.0, "1/s", "inverse time constant of the correlation trace C", positive
+        10.0, "1/s", "inverse time constant of the correlation trace C", validator=positive_finite
     )
 
 

@@ -30,7 +30,9 @@ there; beyond it, a voltage of −1e4 mV still makes the quadratic term win and 
 and resets, which is what the unclamped step does before it overflows.  Clamping the whole
 state, not just the squared term, matters: clamping only ``v²`` would leave ``mn·v`` to grow
 geometrically (×(1 + h·mn) per step).  Inside the range the gradient is unchanged; outside it
-is zero.  (float16 is not covered: 1e4² overflows it.)
+is zero.  float16 is refused with a clear error: its largest value, 65504, is below the bounds
+themselves (and 1e4² = 1e8), so the guard could not even be written in it; bfloat16 has
+float32's range and runs.
 
 Izhikevich, "Simple model of spiking neurons", IEEE Trans. Neural Netw. 14(6), 2003;
 "Which model to use for cortical spiking neurons?", IEEE Trans. Neural Netw. 15(5), 2004.
@@ -45,7 +47,7 @@ import torch
 
 import snncore
 from snncore import method_field, tensor_field
-from snncore.parameters import positive
+from snncore.parameters import ParameterRecord, finite, non_negative_finite, positive_finite
 
 #: The guard's bounds on the state entering a step (see the module docstring).
 V_BOUND = 1.0e4
@@ -60,25 +62,34 @@ def _check_u_update(value: Any) -> None:
 
 
 @attrs.frozen
-class IzhikevichParameters:
+class IzhikevichParameters(ParameterRecord):
     """Parameters of an Izhikevich neuron; each numeric field a scalar or per-neuron tensor.
 
     ``a``–``d`` default to the tonic-spiking behaviour (the reference requires them).
     """
 
-    a: torch.Tensor = tensor_field(0.02, "1/ms", "time scale of the recovery variable u")
-    b: torch.Tensor = tensor_field(0.2, "", "sensitivity of u to subthreshold v")
-    c: torch.Tensor = tensor_field(-65.0, "mV", "reset potential after a spike")
-    d: torch.Tensor = tensor_field(6.0, "mV", "jump of u after a spike")
-    sq: torch.Tensor = tensor_field(0.04, "1/(mV·ms)", "coefficient of v²")
-    mn: torch.Tensor = tensor_field(5.0, "1/ms", "coefficient of v")
-    bias: torch.Tensor = tensor_field(140.0, "mV/ms", "constant drive")
-    v_th: torch.Tensor = tensor_field(30.0, "mV", "spike cut-off (peak) potential")
+    a: torch.Tensor = tensor_field(
+        0.02, "1/ms", "time scale of the recovery variable u", validator=finite
+    )
+    b: torch.Tensor = tensor_field(0.2, "", "sensitivity of u to subthreshold v", validator=finite)
+    c: torch.Tensor = tensor_field(-65.0, "mV", "reset potential after a spike", validator=finite)
+    d: torch.Tensor = tensor_field(6.0, "mV", "jump of u after a spike", validator=finite)
+    sq: torch.Tensor = tensor_field(0.04, "1/(mV·ms)", "coefficient of v²", validator=finite)
+    mn: torch.Tensor = tensor_field(5.0, "1/ms", "coefficient of v", validator=finite)
+    bias: torch.Tensor = tensor_field(140.0, "mV/ms", "constant drive", validator=finite)
+    v_th: torch.Tensor = tensor_field(
+        30.0, "mV", "spike cut-off (peak) potential", validator=finite
+    )
     tau_inv: torch.Tensor = tensor_field(
-        250.0, "1/s", "time scale: one step advances the ms time axis by tau_inv·dt", positive
+        250.0,
+        "1/s",
+        "time scale: one step advances the ms time axis by tau_inv·dt",
+        validator=positive_finite,
     )
     method: str = method_field()
-    alpha: torch.Tensor = tensor_field(100.0, "", "surrogate gradient sharpness")
+    alpha: torch.Tensor = tensor_field(
+        100.0, "", "surrogate gradient sharpness", validator=non_negative_finite
+    )
     u_update: str = attrs.field(
         default="old_v",
         validator=lambda _, __, value: _check_u_update(value),
@@ -115,6 +126,12 @@ def _integrate(
     x: torch.Tensor, v: torch.Tensor, u: torch.Tensor, p: IzhikevichParameters, dt: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The Euler update of ``v`` and ``u`` before the spike, with the guard applied first."""
+    if v.dtype == torch.float16:
+        raise TypeError(
+            "izhikevich cannot run in float16: its state is bounded by |v| <= 1e4 mV (v² <= 1e8) "
+            "and |u| <= 1e6, beyond float16's largest value 65504; use float32, float64 or "
+            "bfloat16"
+        )
     v = v.clamp(-V_BOUND, V_BOUND)
     u = u.clamp(-U_BOUND, U_BOUND)
     h = p.tau_inv * dt

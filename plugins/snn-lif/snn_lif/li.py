@@ -17,15 +17,20 @@ import torch
 
 import snncore
 from snncore import tensor_field
+from snncore.parameters import ParameterRecord, finite, positive_finite
 
 
 @attrs.frozen
-class LIParameters:
+class LIParameters(ParameterRecord):
     """Parameters of a leaky integrator; each a scalar or per-neuron tensor."""
 
-    tau_syn_inv: torch.Tensor = tensor_field(200.0, "1/s", "inverse synaptic time constant")
-    tau_mem_inv: torch.Tensor = tensor_field(100.0, "1/s", "inverse membrane time constant")
-    v_leak: torch.Tensor = tensor_field(0.0, "V", "leak (resting) potential")
+    tau_syn_inv: torch.Tensor = tensor_field(
+        200.0, "1/s", "inverse synaptic time constant", validator=positive_finite
+    )
+    tau_mem_inv: torch.Tensor = tensor_field(
+        100.0, "1/s", "inverse membrane time constant", validator=positive_finite
+    )
+    v_leak: torch.Tensor = tensor_field(0.0, "V", "leak (resting) potential", validator=finite)
 
 
 class LIState(NamedTuple):

@@ -15,6 +15,11 @@ Each step's backward is a dozen in-place operations on step-sized buffers; there
 tape, whose per-operation overhead dominates an eager LIF layer.  It is used only where it is
 exact: no parameter needs a gradient, the state has the input's shape, states are not recorded;
 otherwise the backend loops over the step function as usual.
+
+Double backward (``torch.autograd.grad(..., create_graph=True)``, e.g. a gradient penalty) needs
+a backward that is itself differentiable, which in-place buffers are not.  There (grad mode on
+inside ``backward``) the backward replays the reference step with autograd from the saved
+inputs and differentiates that: the same gradients, at the step loop's cost, only when asked.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import attrs
 import torch
 
 import snncore
-from snn_lif.lif import LIFFeedForwardState, LIFParameters, _integrate
+from snn_lif.lif import LIFFeedForwardState, LIFParameters, _integrate, lif_feed_forward_step
 
 
 class _LIFFeedForwardSequence(torch.autograd.Function):
@@ -41,12 +46,13 @@ class _LIFFeedForwardSequence(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         distance = torch.empty_like(x)
         spikes = torch.empty_like(x)
+        start = (v, i)  # kept (not copied) for a double backward's replay
         for t, x_t in enumerate(x.unbind(0)):
             v_decayed, i = _integrate(i + x_t, v, p, dt)
             s = torch.sub(v_decayed, p.v_th, out=distance[t])
             z = spikes[t].copy_(s > 0)
             v = (1 - z) * v_decayed + z * p.v_reset
-        ctx.save_for_backward(distance, spikes)
+        ctx.save_for_backward(distance, spikes, x, *start)
         ctx.p, ctx.dt, ctx.derivative = p, dt, derivative
         return spikes, v, i
 
@@ -54,7 +60,9 @@ class _LIFFeedForwardSequence(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: Any, grad_spikes: torch.Tensor, grad_v: torch.Tensor, grad_i: torch.Tensor
     ) -> tuple[Any, ...]:
-        distance, spikes = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable
+            return _differentiable_backward(ctx, grad_spikes, grad_v, grad_i)
+        distance, spikes = ctx.saved_tensors[:2]
         p, dt, derivative = ctx.p, ctx.dt, ctx.derivative
         # The rates are rounded as in the forward pass (parameter dtype), the rest in the input's.
         a = (dt * p.tau_mem_inv).to(distance.dtype)
@@ -75,6 +83,30 @@ class _LIFFeedForwardSequence(torch.autograd.Function):
             g_i.copy_(g_x)
             g_v.mul_(one_minus_a)
         return grad_x, g_v, g_i, None, None, None
+
+
+def _differentiable_backward(
+    ctx: Any, grad_spikes: torch.Tensor, grad_v: torch.Tensor, grad_i: torch.Tensor
+) -> tuple[Any, ...]:
+    """The backward by autograd through the reference step, replayed from the saved inputs, so
+    that the returned gradients have a graph (double backward)."""
+    x, v, i = ctx.saved_tensors[2:]
+    wanted = [t for t, need in zip((x, v, i), ctx.needs_input_grad[:3], strict=True) if need]
+    outputs = []
+    for x_t in x.unbind(0):
+        z, (v, i) = lif_feed_forward_step(x_t, LIFFeedForwardState(v, i), ctx.p, ctx.dt)
+        outputs.append(z)
+    found = iter(
+        torch.autograd.grad(
+            (torch.stack(outputs), v, i),
+            wanted,
+            (grad_spikes, grad_v, grad_i),
+            create_graph=True,
+            allow_unused=True,
+        )
+    )
+    grads = [next(found) if need else None for need in ctx.needs_input_grad[:3]]
+    return (*grads, None, None, None)
 
 
 def lif_feed_forward_sequence(

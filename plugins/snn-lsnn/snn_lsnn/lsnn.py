@@ -36,23 +36,35 @@ import torch
 
 import snncore
 from snncore import method_field, tensor_field
+from snncore.parameters import ParameterRecord, finite, non_negative_finite, positive_finite
 
 
 @attrs.frozen
-class LSNNParameters:
+class LSNNParameters(ParameterRecord):
     """Parameters of an LSNN neuron; each numeric field a scalar or per-neuron tensor."""
 
-    tau_syn_inv: torch.Tensor = tensor_field(200.0, "1/s", "inverse synaptic time constant")
-    tau_mem_inv: torch.Tensor = tensor_field(100.0, "1/s", "inverse membrane time constant")
-    tau_adapt_inv: torch.Tensor = tensor_field(
-        1.0 / 800, "1/s", "inverse time constant of the threshold adaptation"
+    tau_syn_inv: torch.Tensor = tensor_field(
+        200.0, "1/s", "inverse synaptic time constant", validator=positive_finite
     )
-    v_leak: torch.Tensor = tensor_field(0.0, "V", "leak (resting) potential")
-    v_th: torch.Tensor = tensor_field(1.0, "V", "resting threshold, where b relaxes to")
-    v_reset: torch.Tensor = tensor_field(0.0, "V", "potential after a spike")
-    beta: torch.Tensor = tensor_field(1.8, "V", "threshold increase per spike")
+    tau_mem_inv: torch.Tensor = tensor_field(
+        100.0, "1/s", "inverse membrane time constant", validator=positive_finite
+    )
+    tau_adapt_inv: torch.Tensor = tensor_field(
+        1.0 / 800,
+        "1/s",
+        "inverse time constant of the threshold adaptation",
+        validator=positive_finite,
+    )
+    v_leak: torch.Tensor = tensor_field(0.0, "V", "leak (resting) potential", validator=finite)
+    v_th: torch.Tensor = tensor_field(
+        1.0, "V", "resting threshold, where b relaxes to", validator=finite
+    )
+    v_reset: torch.Tensor = tensor_field(0.0, "V", "potential after a spike", validator=finite)
+    beta: torch.Tensor = tensor_field(1.8, "V", "threshold increase per spike", validator=finite)
     method: str = method_field()
-    alpha: torch.Tensor = tensor_field(100.0, "", "surrogate gradient sharpness")
+    alpha: torch.Tensor = tensor_field(
+        100.0, "", "surrogate gradient sharpness", validator=non_negative_finite
+    )
 
 
 class LSNNFeedForwardState(NamedTuple):

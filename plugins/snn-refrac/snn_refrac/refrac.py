@@ -35,6 +35,7 @@ from snn_lif.lif import initial_state as lif_initial_state
 
 import snncore
 from snncore import tensor_field
+from snncore.parameters import ParameterRecord, finite
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute, value: torch.Tensor) -> None:
@@ -46,14 +47,17 @@ def _non_negative(instance: Any, attribute: attrs.Attribute, value: torch.Tensor
 
 
 @attrs.frozen
-class LIFRefracParameters:
+class LIFRefracParameters(ParameterRecord):
     """Parameters of a refractory LIF neuron: the LIF parameters and the refractory period."""
 
     lif: LIFParameters = attrs.field(
         factory=LIFParameters, validator=attrs.validators.instance_of(LIFParameters)
     )
     rho_reset: torch.Tensor = tensor_field(
-        5.0, "steps", "refractory period after a spike", validator=_non_negative
+        5.0,
+        "steps",
+        "refractory period after a spike",
+        validator=attrs.validators.and_(_non_negative, finite),
     )
 
     @property

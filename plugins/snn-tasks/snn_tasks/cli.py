@@ -116,6 +116,6 @@ def train_command() -> None:
     and the final metrics printed and written to OUTPUT/metrics.json.
 
     `snn train TASK --help` shows one task's options; `--resume` continues the run in
-    --output from its last checkpoint; `--devices 2 --strategy ddp` trains in two processes
+    --output from its newest checkpoint; `--devices 2 --strategy ddp` trains in two processes
     (docs/tasks.md).
     """

@@ -15,6 +15,16 @@ def _option(flags: list[str], default: object, help_text: str, **kwargs: object)
     return click.Option(flags, default=default, show_default=True, help=help_text, **kwargs)  # type: ignore[arg-type]
 
 
+def _even(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """``--periods`` must be even: checked here, not as a ``ValueError`` deep in the data."""
+    if value % 2:
+        raise click.BadParameter(
+            f"{value} is odd; it must be even (each store/recall pair stores in the first half "
+            "of its periods and recalls in the second)"
+        )
+    return value
+
+
 MEMORY_OPTIONS: tuple[click.Option, ...] = (
     _option(["--batch-size"], 32, "Sequences per batch (per process).", type=click.IntRange(1)),
     _option(["--learning-rate"], 0.01, "Adam's learning rate.", type=click.FloatRange(0, min_open=True)),
@@ -29,7 +39,10 @@ MEMORY_OPTIONS: tuple[click.Option, ...] = (
     _option(["--train-pairs"], 1, "Store/recall pairs per training and validation sequence.", type=click.IntRange(1)),
     _option(["--test-pairs"], 2, "Store/recall pairs per test sequence.", type=click.IntRange(1)),
     _option(["--seq-length"], 200, "Time steps per period (dt each).", type=click.IntRange(1)),
-    _option(["--periods"], 12, "Periods per store/recall pair (even).", type=click.IntRange(2)),
+    _option(
+        ["--periods"], 12, "Periods per store/recall pair (even).", type=click.IntRange(2),
+        callback=_even,
+    ),
     _option(["--population"], 5, "Input neurons per channel (4 channels).", type=click.IntRange(1)),
     _option(["--data-rate"], 100.0, "Poisson rate of the data channels (Hz).", type=click.FloatRange(0)),
     _option(["--command-rate"], 50.0, "Poisson rate of the store/recall channels (Hz).", type=click.FloatRange(0)),
@@ -61,6 +74,8 @@ MEMORY_TASK = TrainingTask(
     summary="LSNN store/recall memory task (recall accuracy; chance 50%)",
     builder="snn_tasks.memory:build",
     options=MEMORY_OPTIONS,
-    defaults={"max_epochs": 60},
+    # one thread: the network is 2 × 10 neurons, too small for a second thread to pay, and
+    # several threads spin-waiting for each other collapse when the CPU is busy (docs/tasks.md)
+    defaults={"max_epochs": 60, "threads": 1},
     metric="test_accuracy",
 )

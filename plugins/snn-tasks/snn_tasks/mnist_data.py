@@ -176,12 +176,23 @@ def _to_array(record: _ArrayRecord) -> np.ndarray:
     return np.frombuffer(raw, dtype=np_dtype).reshape(shape, order=order)
 
 
-def _rebuild(obj: Any) -> Any:
+#: how deep tuples and lists may nest (MNIST's are 2 deep: splits of (images, labels)).  The
+#: bound also stops a list that contains itself, which the pickle memo can build, and a crafted
+#: file nesting 20 000 deep, either of which would otherwise end in a ``RecursionError``.
+_MAX_DEPTH = 8
+
+
+def _rebuild(obj: Any, depth: int = 0) -> Any:
     """Replaces every array record by its array; anything but tuples/lists of arrays is refused."""
     if isinstance(obj, _ArrayRecord):
         return _to_array(obj)
     if isinstance(obj, (tuple, list)):
-        return tuple(_rebuild(item) for item in obj)
+        if depth >= _MAX_DEPTH:
+            raise MNISTDataError(
+                f"refusing tuples or lists nested more than {_MAX_DEPTH} deep (or containing "
+                "themselves) in the MNIST file"
+            )
+        return tuple(_rebuild(item, depth + 1) for item in obj)
     raise MNISTDataError(f"refusing an object of type {type(obj).__name__} in the MNIST file")
 
 

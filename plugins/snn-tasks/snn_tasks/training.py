@@ -3,21 +3,24 @@
 A run, in order: fill in the defaults (the common options', then the task's ``defaults``, then
 what the caller gave); check the backend name and the output directory; seed every RNG with
 ``lightning.seed_everything``; build the task's module and data; ``Trainer.fit`` (resuming from
-``OUTPUT/checkpoints/last.ckpt`` with ``resume``); ``Trainer.test``; print the final metrics and
-write ``OUTPUT/metrics.json``.
+the newest checkpoint in ``OUTPUT/checkpoints/`` with ``resume``, see
+:mod:`snn_tasks.run_directory`); ``Trainer.test``; print the final metrics and write
+``OUTPUT/metrics.json``.
 
 Output directory layout::
 
     OUTPUT/
       metrics.json            final metrics (``test_accuracy`` ...), wall time, settings
-      checkpoints/            epoch=NNN.ckpt after every epoch, and last.ckpt (what --resume reads)
+      checkpoints/            epoch=NNN.ckpt after every epoch, and last.ckpt (the newest)
       logs/version_N/         metrics.csv (CSV log) and hparams.yaml, one version per invocation
       ranks/rank-R.json       per process: global rank, batches it trained, parameter checksum
 
 Multi-process training is Lightning's: ``devices=2, strategy="ddp"`` on CPU starts a second
 process running the same command line (gloo), ``num_nodes`` and a cluster environment (SLURM,
-torchrun) take it to several machines.  Only the first process prepares the output directory
-and writes ``metrics.json``; every process writes its own rank report.
+torchrun) take it to several machines.  Only the first process (Lightning's global rank 0)
+prepares the output directory and writes ``metrics.json``; every process writes its own rank
+report.  A run that diverges or is stopped by SIGTERM exits non-zero
+(:mod:`snn_tasks.run_failures`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -34,8 +36,8 @@ from typing import Any
 
 import click
 
-#: Where ``--resume`` looks, relative to the output directory.
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+from snn_tasks import run_directory, run_failures
+from snn_tasks.plots import LOGGER_OPTION, make_loggers, write_plots
 
 
 class TrainingError(click.ClickException):
@@ -97,8 +99,8 @@ COMMON_OPTIONS: tuple[click.Option, ...] = (
         help="Lightning precision: 64-true, 32-true, bf16-mixed, 16-mixed, ...",
     ),
     click.Option(
-        ["--seed"], type=int, default=0, show_default=True,
-        help="Seeds weights, data and every RNG (lightning.seed_everything).",
+        ["--seed"], type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+        help="Seeds weights, data and every RNG (lightning.seed_everything; 0 to 2**32 - 1).",
     ),
     click.Option(
         ["--output"], type=click.Path(file_okay=False), default=None,
@@ -110,11 +112,13 @@ COMMON_OPTIONS: tuple[click.Option, ...] = (
     ),
     click.Option(
         ["--resume"], is_flag=True, default=False,
-        help="Continue the run in --output from its last checkpoint (epoch, optimizer, scheduler).",
+        help="Continue the run in --output from its newest checkpoint (epoch, optimizer, "
+        "scheduler).",
     ),
     click.Option(
         ["--overwrite"], is_flag=True, default=False,
-        help="Delete a previous run's checkpoints, logs and metrics in --output first.",
+        help="Delete a previous run's checkpoints, logs and metrics in --output first (only "
+        "files a run writes; others are kept).",
     ),
     click.Option(
         ["--progress/--no-progress"], default=True, show_default=True,
@@ -126,8 +130,10 @@ COMMON_OPTIONS: tuple[click.Option, ...] = (
     ),
     click.Option(
         ["--threads"], type=click.IntRange(1), default=None,
-        help="CPU threads per process (torch.set_num_threads).  [default: torch's]",
+        help="CPU threads per process (torch.set_num_threads).  [default: the task's, else "
+        "torch's]",
     ),
+    LOGGER_OPTION,
 )  # fmt: skip
 
 
@@ -153,33 +159,32 @@ def resolve_options(task: Any, given: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def is_first_process() -> bool:
-    """False in the processes a DDP launcher or cluster started besides the first one."""
-    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if os.environ.get(variable, "0") not in ("", "0"):
-            return False
-    return True
+def _prepare_output(
+    trainer: Any, output: Path, options: Mapping[str, Any], module: Any
+) -> Path | None:
+    """Check (and with ``overwrite`` clear) the output directory; the checkpoint to resume.
 
-
-def _prepare_output(output: Path, resume: bool, overwrite: bool) -> Path | None:
-    """Check (and with ``overwrite`` clear) the output directory; the checkpoint to resume."""
-    last = output / LAST_CHECKPOINT
-    if resume and overwrite:
-        raise TrainingError("--resume and --overwrite contradict each other; give one")
-    if resume:
-        if not last.is_file():
-            raise TrainingError(f"nothing to resume: {last} does not exist")
-        return last
-    previous = [output / name for name in ("checkpoints", "logs", "ranks", "metrics.json")]
-    previous = [p for p in previous if p.exists()]
-    if previous and not overwrite:
-        raise TrainingError(
-            f"{output} holds a previous run ({', '.join(p.name for p in previous)}): "
-            "pass --resume to continue it, --overwrite to replace it, or another --output"
-        )
-    for path in previous:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    return None
+    Which process is the first is Lightning's answer (``trainer.global_rank``), not a guess from
+    environment variables: a stray ``LOCAL_RANK=1`` in a shell once made a single process skip
+    the "previous run" guard and then overwrite ``metrics.json`` as rank 0.  Every process reads
+    the same newest checkpoint (DDP's other processes start before any new one is written).
+    """
+    if trainer.global_rank == 0:
+        run_directory.check_writable(output)
+        if not options["resume"]:
+            kept = run_directory.prepare_fresh(output, options["overwrite"])
+            if kept and options["overwrite"]:
+                listed = ", ".join(p.relative_to(output).as_posix() for p in kept[:5])
+                more = f" and {len(kept) - 5} more" if len(kept) > 5 else ""
+                click.echo(
+                    f"Note: --overwrite kept {len(kept)} files no run wrote: {listed}{more}",
+                    err=True,
+                )
+    if not options["resume"]:
+        return None
+    path, checkpoint = run_directory.newest_checkpoint(output)
+    run_directory.check_fits(path, checkpoint, module)
+    return path
 
 
 def parameter_checksum(module: Any) -> str:
@@ -279,10 +284,8 @@ def train(task: Any, options: Mapping[str, Any]) -> dict[str, float]:
     options = resolve_options(task, options)
     _check_backend(options["backend"])
     output = Path(options["output"])
-    first = is_first_process()
-    resume_from = output / LAST_CHECKPOINT if options["resume"] else None
-    if first:
-        resume_from = _prepare_output(output, options["resume"], options["overwrite"])
+    if options["resume"] and options["overwrite"]:
+        raise TrainingError("--resume and --overwrite contradict each other; give one")
     if options["threads"] is not None:
         import torch
 
@@ -290,17 +293,12 @@ def train(task: Any, options: Mapping[str, Any]) -> dict[str, float]:
 
     import lightning
     from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     _quiet_lightning()
     lightning.seed_everything(options["seed"], workers=True, verbose=False)
     module, data = task.build(options)
-    checkpoints = lightning.pytorch.callbacks.ModelCheckpoint(
-        dirpath=output / "checkpoints",
-        filename="{epoch:03d}",
-        save_top_k=-1,
-        every_n_epochs=1,
-        save_last=True,
-    )
+    checkpoints = run_directory.checkpoint_callback(output)
     report = _rank_report_callback(output)
     try:
         trainer = lightning.Trainer(
@@ -310,10 +308,10 @@ def train(task: Any, options: Mapping[str, Any]) -> dict[str, float]:
             strategy=options["strategy"],
             num_nodes=options["num_nodes"],
             precision=options["precision"],
-            logger=lightning.pytorch.loggers.CSVLogger(output, name="logs"),
-            callbacks=[checkpoints, report],
+            logger=make_loggers(output, options["logger"]),
+            callbacks=[checkpoints, report, run_failures.finite_loss_callback()],
             enable_progress_bar=options["progress"],
-            enable_model_summary=first and not options["resume"],
+            enable_model_summary=not options["resume"],
             limit_train_batches=_limit(options["limit_train_batches"]),
             log_every_n_steps=1,
             default_root_dir=output,
@@ -321,11 +319,20 @@ def train(task: Any, options: Mapping[str, Any]) -> dict[str, float]:
     except (MisconfigurationException, ValueError, TypeError, RuntimeError) as exc:
         raise TrainingError(f"cannot set up the Trainer: {_first_line(exc)}") from None
 
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
-    fit_seconds = getattr(report, "fit_seconds", time.perf_counter() - started)
-    metrics = _scalars(trainer.callback_metrics)  # the last epoch's training and validation
-    trainer.test(module, datamodule=data, verbose=False)
-    metrics.update(_scalars(trainer.callback_metrics))
+    resume_from = _prepare_output(trainer, output, options, module)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+        fit_seconds = getattr(report, "fit_seconds", time.perf_counter() - started)
+        metrics = _scalars(trainer.callback_metrics)  # the last epoch's training and validation
+        trainer.test(module, datamodule=data, verbose=False)
+        metrics.update(_scalars(trainer.callback_metrics))
+        for name, value in run_failures.non_finite_losses(metrics).items():
+            raise run_failures.Diverged(f"{name} became {value} (after step {trainer.global_step})")
+    except run_failures.Diverged as exc:
+        raise run_failures.diverged(exc) from None
+    except SIGTERMException:  # a SystemExit without a code: exit 0, unless caught here
+        last = checkpoints.last_model_path or resume_from
+        raise run_failures.interrupted(task.name, trainer, Path(last) if last else None) from None
     wall = time.perf_counter() - started
     if trainer.global_rank == 0:
         result = {
@@ -346,8 +353,10 @@ def train(task: Any, options: Mapping[str, Any]) -> dict[str, float]:
             "settings": {k: _plain(v) for k, v in options.items()},
         }
         output.mkdir(parents=True, exist_ok=True)
-        (output / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        safe = run_failures.json_safe(result)  # null, not NaN: bare NaN is not JSON
+        (output / "metrics.json").write_text(json.dumps(safe, indent=2, allow_nan=False) + "\n")
         _print_summary(task, result, output)
+        write_plots(task, module, data, output, trainer.loggers[0].log_dir)
     return metrics
 
 

@@ -112,3 +112,69 @@ def test_listing_does_not_build(unbuilt: Path, monkeypatch: pytest.MonkeyPatch) 
     assert fused.supports(snncore.get_model("lif"), "layer") is None
     assert build.error() is None and not build.loaded()
     assert "torch" in [b.name for b in snncore.list_backends()]
+
+
+# -- a damaged cached library: rebuilt, or (if that fails) the fallback; never loaded -------------
+
+_RUN_LIF = """
+import torch
+import snncore
+
+x = 3.0 * torch.rand(10, 2, 3)
+layer = snncore.create("lif")
+out, _ = layer(x)
+print(layer._backend_for(x).name, tuple(out.shape))
+"""
+
+
+def test_a_truncated_cached_library_is_rebuilt_or_falls_back(tmp_path: Path) -> None:
+    """A ``libsnnfused.so`` cut short (a full disk, a killed copy) killed every process using the
+    default backend with SIGBUS (exit 135, no message) when ``ctypes`` mapped it.  Its size and
+    hash are checked against the stamp its build wrote: a damaged library is rebuilt; when the
+    rebuild fails too, ``auto`` falls back to torch with its one warning line."""
+    import os
+    import subprocess
+    import sys
+
+    from snn_backend_fused import build
+
+    # A compiler of fixed path and version (the cache key), failing on request, else g++.
+    compiler = _fake_compiler(
+        tmp_path / "g++",
+        '[ -n "$SNN_TEST_FAIL_BUILD" ] && { echo "error: no" >&2; exit 1; }\nexec g++ "$@"',
+    )
+    env = {**os.environ, "SNN_FUSED_CACHE_DIR": str(tmp_path / "cache"), "CXX": compiler}
+    env.pop("SNN_TEST_FAIL_BUILD", None)
+
+    def run(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _RUN_LIF],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    first = run()
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.split("\n")[0] == "fused (10, 2, 3)"
+    (library,) = (tmp_path / "cache").glob(f"*/{build.LIBRARY_NAME}")
+    stamp = library.with_suffix(".stamp")
+    intact = library.read_bytes()
+    assert stamp.read_text() == build._stamp(library)
+
+    library.write_bytes(intact[: len(intact) // 2])
+    rebuilt = run()
+    assert rebuilt.returncode == 0, (rebuilt.returncode, rebuilt.stderr[-2000:])
+    assert rebuilt.stdout.split("\n")[0] == "fused (10, 2, 3)"
+    assert library.stat().st_size == len(intact)
+    assert stamp.read_text() == build._stamp(library)
+
+    library.write_bytes(intact[: len(intact) // 2])
+    failed = run(SNN_TEST_FAIL_BUILD="1")
+    assert failed.returncode == 0, (failed.returncode, failed.stderr[-2000:])
+    assert failed.stdout.split("\n")[0] == "torch (10, 2, 3)"
+    warning = [line for line in failed.stderr.splitlines() if "FusedUnavailableWarning" in line]
+    assert len(warning) == 1 and "falls back" in warning[0]
+    assert f"building {build.LIBRARY_NAME} with {compiler} failed" in warning[0]
+    assert library.stat().st_size == len(intact) // 2  # left for the next build; never loaded

@@ -138,6 +138,27 @@ def test_a_damaged_file_is_a_clear_error(tmp_path: Path) -> None:
         load_arrays(tmp_path / "f")
 
 
+# a list holding itself: EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP (no global, no code)
+_SELF_REFERENTIAL = b"\x80\x02]q\x00h\x00a."
+# ((((...)))) 20 000 deep: EMPTY_TUPLE, then TUPLE1 around it again and again, STOP
+_DEEP = b"\x80\x02)" + b"\x85" * 20_000 + b"."
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (_SELF_REFERENTIAL, "nested more than 8 deep"),
+        (_DEEP, "nested more than 8 deep"),
+    ],
+    ids=["self-referential", "20000-deep"],
+)
+def test_a_cyclic_or_very_deep_structure_is_refused(
+    tmp_path: Path, payload: bytes, message: str
+) -> None:
+    with pytest.raises(MNISTDataError, match=message):
+        load_arrays(_write(tmp_path / "f", payload))
+
+
 # -- the data package ---------------------------------------------------------------------------
 
 
