@@ -46,6 +46,10 @@ if [ "$WANT_TEST" = 1 ] && [ ! -f "$STAMP.test" ]; then
   # (TRITON_INTERPRET=1) without a GPU; 3.8.0 because 3.6's interpreter fails under numpy 2.4.
   # Not where one is installed already: on a CUDA machine torch's CUDA build brings its own.
   "$PY" -c "import triton" 2>/dev/null || pip_install triton==3.8.0
+  # The optional extras the tests exercise: matplotlib (snncore[plot]: snncore.plot, `snn simulate
+  # --plot`, `snn gallery`, the plots of `snn train`) and tensorboard (`snn train --logger
+  # tensorboard`), through the extras themselves so that their declarations are what is tested.
+  pip_install --no-build-isolation -e ".[plot]" -e "plugins/snn-tasks[tensorboard]"
   # The reference library, for side-by-side numerics and benchmarks only; snncore never imports it.
   # --no-deps: its declared torchvision/torchaudio would pull another torch build.  Its sdist takes
   # its version from git, which an sdist lacks: tell setuptools_scm the version it is.

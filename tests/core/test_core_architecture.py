@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
         "snncore.parameters",
         "snncore.states",
         "snncore.adjoint",
+        "snncore.plot",
     ),
     ("snncore.protocols",),
     ("snncore.plugins",),

@@ -17,7 +17,7 @@ the shared start voltage ``requires_grad=True`` and its cells write that flag in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -129,8 +129,37 @@ BEHAVIORS: Mapping[str, IzhikevichSpikingBehavior] = MappingProxyType(
     {name: _behavior(entry) for name, entry in _TABLE.items()}
 )
 
-#: The same behaviours as presets of the registered model (separate tensors, read-only).
-PRESETS: Mapping[str, snncore.Preset] = MappingProxyType(
+
+class _Presets(Mapping[str, snncore.Preset]):
+    """A read-only mapping of the 20 presets that also answers to a few other names for them.
+
+    Iterating, ``len`` and ``snn info`` see the 20 figure panels only; looking up an alias
+    (``"chattering"``) returns the preset it names, so ``preset="chattering"`` works."""
+
+    def __init__(self, presets: Mapping[str, snncore.Preset], aliases: Mapping[str, str]):
+        self._presets = MappingProxyType(dict(presets))
+        self.aliases = MappingProxyType(dict(aliases))
+
+    def __getitem__(self, name: str) -> snncore.Preset:
+        return self._presets[self.aliases.get(name, name)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._presets)
+
+    def __len__(self) -> int:
+        return len(self._presets)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._presets or name in self.aliases
+
+
+#: Other names of presets: Izhikevich (2003, fig. 2) calls the cortical cells whose parameters
+#: fig. 1C of 2004 uses for tonic bursting (a=0.02, b=0.2, c=−50, d=2) "chattering" (CH).
+ALIASES: Mapping[str, str] = MappingProxyType({"chattering": "tonic_bursting"})
+
+#: The same behaviours as presets of the registered model (separate tensors, read-only), also
+#: reachable by the names in :data:`ALIASES`.
+PRESETS: Mapping[str, snncore.Preset] = _Presets(
     {
         name: snncore.Preset(
             name=name,
@@ -139,7 +168,8 @@ PRESETS: Mapping[str, snncore.Preset] = MappingProxyType(
             summary=entry.summary,
         )
         for name, entry in _TABLE.items()
-    }
+    },
+    ALIASES,
 )
 
 
