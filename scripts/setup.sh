@@ -49,7 +49,9 @@ if [ "$WANT_TEST" = 1 ] && [ ! -f "$STAMP.test" ]; then
   # The optional extras the tests exercise: matplotlib (snncore[plot]: snncore.plot, `snn simulate
   # --plot`, `snn gallery`, the plots of `snn train`) and tensorboard (`snn train --logger
   # tensorboard`), through the extras themselves so that their declarations are what is tested.
-  pip_install --no-build-isolation -e ".[plot]" -e "plugins/snn-tasks[tensorboard]"
+  pip_install --no-build-isolation -e ".[plot,nir]" -e "plugins/snn-tasks[tensorboard]"
+  # snnTorch, an optional oracle of the NIR tests (docs/nir.md); --no-deps: it runs on what is here.
+  pip_install --no-deps snntorch==1.0.0 || echo "setup: WARNING: snntorch not installed; its NIR tests skip" >&2
   # The reference library, for side-by-side numerics and benchmarks only; snncore never imports it.
   # --no-deps: its declared torchvision/torchaudio would pull another torch build.  Its sdist takes
   # its version from git, which an sdist lacks: tell setuptools_scm the version it is.

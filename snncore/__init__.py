@@ -29,6 +29,7 @@ from snncore.backends import BackendUnavailableError
 from snncore.containers import LConv2d, Lift, RegularizationCell, SequentialState
 from snncore.hookspecs import hookimpl
 from snncore.modules import module_class, module_classes
+from snncore.nir import from_nir, to_nir
 from snncore.parameters import method_field, tensor_field
 from snncore.protocols import VARIANTS, Backend, NeuronModel, Preset, Route, Task
 from snncore.registry import NameConflictError, UnknownNameError
@@ -51,6 +52,7 @@ __all__ = [
     "UnknownNameError",
     "__version__",
     "create",
+    "from_nir",
     "get_backend",
     "get_encoder",
     "get_model",
@@ -69,5 +71,6 @@ __all__ = [
     "register_plugin",
     "spike",
     "tensor_field",
+    "to_nir",
     "unregister_plugin",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from snncore.cli_nir import nir_group
 from snncore.plugins import get_manager
 from snncore.registry import NameConflictError, UnknownNameError, describe
 
@@ -532,6 +533,9 @@ def _save_simulation(path: str, x: Any, out: Any, states: Any, dt: float) -> Non
 
     add(states, "")
     numpy.savez(path, **arrays)  # type: ignore[arg-type]
+
+
+cli.add_command(nir_group)  # snn nir info/export/run (snncore/cli_nir.py)
 
 
 def main(argv: list[str] | None = None) -> None:

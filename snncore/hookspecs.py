@@ -75,6 +75,17 @@ def register_tasks(register: Register) -> None:
 
 
 @hookspec
+def register_nir(register: Register) -> None:
+    """Register NIR mappings: ``register(snncore.nir.NIRMapping(name, model=..., to_node=...,
+    nodes=(...), from_node=...))``.
+
+    A mapping says how one snncore model is written as a NIR neuron node (``snncore.to_nir``) and
+    which NIR node types it reads back as a step module (``snncore.from_nir``); docs/nir.md has
+    the conventions.  Built when NIR export or import first needs it, like the other registries.
+    """
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add sub-commands to the ``snn`` command line.
 

