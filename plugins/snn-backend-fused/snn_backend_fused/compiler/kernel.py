@@ -159,6 +159,9 @@ def _declare(library: Any) -> None:
                 function = getattr(library, f"{name}_{d}")
                 function.restype = c_int
                 function.argtypes = argtypes
+        if hasattr(library, f"snngs_row_{d}"):
+            getattr(library, f"snngs_row_{d}").restype = i64
+            getattr(library, f"snngs_row_{d}").argtypes = [i64]
 
 
 # -- tracing per model and parameter layout ------------------------------------------------------

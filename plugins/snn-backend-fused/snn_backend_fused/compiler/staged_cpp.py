@@ -126,11 +126,20 @@ def _fill(where: Source, target: str) -> str:
 STAGED_EXPORTS = r"""
 }  // namespace snng_@D@
 
+// The padded row length of the staged kernels for H neurons (the layout of their buffers).
+SNNG_EXPORT int64_t snngs_row_@D@(int64_t H) {
+  using namespace snng_@D@;
+  return (H + BL - 1) / BL * BL;
+}
+
 // Staged recurrent layers (compiler/stages.py, staged_cpp.py): per batch row and step, the current
 // channels xw[t] + W_eff·z_{t-1} (z: state field ZF; only the spiking columns are added; wt is
 // W_eff transposed, row j = column j), then per stage its matrix products and its elementwise
-// nodes.  mats_t[m] is A_m transposed (forward), mats[m] is A_m (backward).  With a gradient
-// wanted, every step's state and rows are saved, and each product's argument to mv_args.
+// nodes.  mats_t[m] is A_m transposed (forward), mats[m] is A_m (backward); they, wt and w have
+// rows of HP values (padded with zeros: snngs_row_<d>(H)), so that every axpy runs whole
+// vectors.  With a gradient wanted, every step's state, rows and per-synapse fields are saved
+// as the kernel holds them (padded rows, one copy per step: (T, B, NS, HP), (T, B, NR, HP),
+// (T, B, NSY, H, HP)), and each product's argument to mv_args (T, NM, B, H).
 SNNG_EXPORT int snngs_forward_@D@(int64_t T, int64_t B, int64_t H, const @S@* xw, const @S@* wt,
                                   const @S@* const* mats_t, @S@* const* state,
                                   const @S@* const* params, const int64_t* per_neuron, @S@* out,
@@ -163,16 +172,13 @@ SNNG_EXPORT int snngs_forward_@D@(int64_t T, int64_t B, int64_t H, const @S@* xw
       for (int64_t i = 0; i < NR1 * HP; ++i) rows[i] = 0;
       for (int64_t t = 0; t < T; ++t) {
         const int64_t row = t * B + b;
-        if (saved_states)
-          for (int k = 0; k < NS; ++k)
-            std::memcpy(saved_states + ((t * NS + k) * B + b) * H, st + k * HP, H * sizeof(S));
+        if (saved_states) std::memcpy(saved_states + row * NS * HP, st, NS * HP * sizeof(S));
         if (zprev) std::memcpy(zprev + row * H, st + ZF * HP, H * sizeof(S));
         for (int c = 0; c < NC; ++c)
           for (int64_t i = 0; i < HP; ++i) cur[c * HP + i] = i < H ? xw[row * CH + c * H + i] : (S)0;
         for (int64_t j = 0; j < H; ++j) {
           const S zj = st[ZF * HP + j];
-          if (zj != (S)0)
-            for (int c = 0; c < NC; ++c) axpy(cur + c * HP, zj, wt + j * CH + c * H, H);
+          if (zj != (S)0) axpy(cur, zj, wt + j * NC * HP, NC * HP);
         }
         if (currents)
           for (int c = 0; c < NC; ++c)
@@ -180,9 +186,7 @@ SNNG_EXPORT int snngs_forward_@D@(int64_t T, int64_t B, int64_t H, const @S@* xw
 @FORWARD_STAGES@
 @SYNAPSE_FORWARD@
 @RESULTS@
-        if (saved_rows)
-          for (int r = 0; r < NR; ++r)
-            std::memcpy(saved_rows + ((t * NR + r) * B + b) * H, rows + r * HP, H * sizeof(S));
+        if (saved_rows) std::memcpy(saved_rows + row * NR * HP, rows, NR * HP * sizeof(S));
       }
       for (int k = 0; k < NS; ++k)
         if (!IS_SYN[k]) std::memcpy(state[k] + b * H, st + k * HP, H * sizeof(S));
@@ -237,10 +241,8 @@ SNNG_EXPORT int snngs_backward_@D@(int64_t T, int64_t B, int64_t H, const @S@* c
           for (int64_t i = 0; i < HP; ++i) tile.pn[j * HP + i] = params[j][i < H ? i : H - 1];
       for (int64_t t = T - 1; t >= 0; --t) {
         const int64_t row = t * B + b;
-        for (int k = 0; k < NS; ++k)
-          std::memcpy(st + k * HP, saved_states + ((t * NS + k) * B + b) * H, H * sizeof(S));
-        for (int r = 0; r < NR; ++r)
-          std::memcpy(rows + r * HP, saved_rows + ((t * NR + r) * B + b) * H, H * sizeof(S));
+        std::memcpy(st, saved_states + row * NS * HP, NS * HP * sizeof(S));
+        if (NR) std::memcpy(rows, saved_rows + row * NR * HP, NR * HP * sizeof(S));
         for (int c = 0; c < NC; ++c)
           std::memcpy(cur + c * HP, currents + row * CH + c * H, H * sizeof(S));
         for (int64_t i = 0; i < (NS + NC + NR1) * HP; ++i) gst[i] = 0;  // gst, gcur, gr
@@ -252,7 +254,7 @@ SNNG_EXPORT int snngs_backward_@D@(int64_t T, int64_t B, int64_t H, const @S@* c
         for (int c = 0; c < NC; ++c)
           for (int64_t i = 0; i < H; ++i) {
             const S gi = gcur[c * HP + i];
-            if (gi != (S)0) axpy(gst + ZF * HP, gi, w + (c * H + i) * H, H);
+            if (gi != (S)0) axpy(gst + ZF * HP, gi, w + (c * H + i) * HP, HP);
           }
         for (int c = 0; c < NC; ++c)
           std::memcpy(grad_current + row * CH + c * H, gcur + c * HP, H * sizeof(S));
@@ -365,17 +367,11 @@ def _synapse_calls(staging: Staging, traced: Traced) -> tuple[str, str]:
     grads = ", ".join(_pointer(where, prefix="g") for _, where in stage.views) or "nullptr"
     forward = (
         "        if (saved_syn)\n"
-        "          for (int k = 0; k < NSY; ++k)\n"
-        "            for (int64_t i = 0; i < H; ++i)\n"
-        "              std::memcpy(saved_syn + (((t * NSY + k) * B + b) * H + i) * H,\n"
-        "                          syn + (k * H + i) * HP, H * sizeof(S));\n"
+        "          std::memcpy(saved_syn + (t * B + b) * NSY * H * HP, syn, NSY * H * HP * sizeof(S));\n"
         f"        {{ const S* view[] = {{{views}}}; synapse_forward(syn, view, H, HP, p); }}"
     )
     backward = (
-        "        for (int k = 0; k < NSY; ++k)\n"
-        "          for (int64_t i = 0; i < H; ++i)\n"
-        "            std::memcpy(syn + (k * H + i) * HP,\n"
-        "                        saved_syn + (((t * NSY + k) * B + b) * H + i) * H, H * sizeof(S));\n"
+        "        std::memcpy(syn, saved_syn + (t * B + b) * NSY * H * HP, NSY * H * HP * sizeof(S));\n"
         f"        {{ const S* view[] = {{{views}}}; S* gview[] = {{{grads}}};\n"
         "          synapse_backward(syn, gsyn, view, gview, H, HP, p); }"
     )
@@ -394,7 +390,7 @@ def _forward_stages(staging: Staging) -> str:
                 f"{argument}, H * sizeof(S));",
                 f"        for (int64_t i = 0; i < HP; ++i) rows[{product.row} * HP + i] = 0;",
                 f"        for (int64_t j = 0; j < H; ++j) axpy(rows + {product.row} * HP, "
-                f"({argument})[j], mats_t[{m}] + j * H, H);",
+                f"({argument})[j], mats_t[{m}] + j * HP, HP);",
             ]
         if _stage_.forward.outputs:
             lines += [
@@ -447,7 +443,7 @@ def _backward_stages(staging: Staging) -> str:
                 f"{result}, H * sizeof(S));",
                 "        for (int64_t i = 0; i < H; ++i)",
                 f"          if (({result})[i] != (S)0) axpy({target}, ({result})[i], "
-                f"mats[{m}] + i * H, H);",
+                f"mats[{m}] + i * HP, HP);",
             ]
     return "\n".join(lines)
 

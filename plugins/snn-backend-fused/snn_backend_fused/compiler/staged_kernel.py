@@ -39,6 +39,13 @@ class StagedCall:
         return len(self.staging.outputs) - 1
 
 
+def _padded(matrix: torch.Tensor, width: int) -> torch.Tensor:
+    """``matrix`` with its last dimension padded with zeros to ``width`` (contiguous)."""
+    out = matrix.new_zeros((*matrix.shape[:-1], width))
+    out[..., : matrix.shape[-1]] = matrix
+    return out
+
+
 class _StagedRecurrent(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -58,14 +65,16 @@ class _StagedRecurrent(torch.autograd.Function):
         ]
         keep = any(ctx.needs_input_grad[1:])
         nsy = len(call.synapse_fields)
-        saved_syn = torch.empty((T, nsy, B, H, H), dtype=dtype) if keep and nsy else None
+        HP = int(getattr(call.library, f"snngs_row_{d}")(H))  # the kernel's padded row
+        saved_syn = torch.empty((T, B, nsy, H, HP), dtype=dtype) if keep and nsy else None
         currents = buffers.empty((T, B, CH), dtype) if keep else None
         zprev = buffers.empty((T, B, H), dtype) if keep else None
-        saved_states = torch.empty((T, len(final), B, H), dtype=dtype) if keep else None
-        saved_rows = torch.empty((T, rows, B, H), dtype=dtype) if keep and rows else None
+        saved_states = torch.empty((T, B, len(final), HP), dtype=dtype) if keep else None
+        saved_rows = torch.empty((T, B, rows, HP), dtype=dtype) if keep and rows else None
         mv_args = torch.empty((T, products, B, H), dtype=dtype) if keep and products else None
-        mats_t = [m.detach().t().contiguous() for m in mats]
-        wt_c = wt.detach().contiguous()  # (kept alive for the call)
+        mats_t = [_padded(m.detach().t(), HP) for m in mats]
+        channels = CH // H
+        wt_c = _padded(wt.detach().reshape(H, channels, H), HP)  # (kept alive for the call)
         status = getattr(call.library, f"snngs_forward_{d}")(
             T,
             B,
@@ -113,8 +122,9 @@ class _StagedRecurrent(torch.autograd.Function):
         grad_current = buffers.empty((T, B, CH), dtype)
         products = len(call.staging.products)
         mv_grads = torch.empty((T, products, B, H), dtype=dtype) if products else None
-        w = wt.detach().t().contiguous()  # W_eff (kept alive for the call)
-        mats_c = [m.detach().contiguous() for m in mats]
+        HP = saved_states.shape[-1]
+        w = _padded(wt.detach().t(), HP)  # W_eff (kept alive for the call)
+        mats_c = [_padded(m.detach(), HP) for m in mats]
         status = getattr(call.library, f"snngs_backward_{d}")(
             T,
             B,
