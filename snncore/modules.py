@@ -291,7 +291,9 @@ class NeuronModule(torch.nn.Module):
         ("The size of tensor a (5) must match ...") or, on a kernel, with another message; a
         state of batch 5 with an input of batch 1 would even broadcast silently.  A field may
         have any shape that broadcasts to the expected one without growing it (``(1, n)``).
-        The expected shapes are those of the initial state, found once per input shape.
+        The expected shapes are those of the initial state, found once per input shape; a field
+        whose initial shape does not start with the batch size is the model's own business
+        (it may change shape as the model runs) and is not checked.
         """
         if torch.compiler.is_compiling():
             return
@@ -305,6 +307,8 @@ class NeuronModule(torch.nn.Module):
             want = expected.get(field)
             if want is None or got == want or _broadcasts_to(got, want):
                 continue
+            if not want or want[0] != shape[0]:
+                continue  # a field not laid out per batch entry (a model's own bookkeeping)
             raise ValueError(
                 f"{type(self).__name__}: state field {field!r} has shape {got}, but an input of "
                 f"shape {tuple(x.shape)} needs {want} (a state from another batch size? pass "
@@ -459,16 +463,25 @@ def _grad_leaves(state: Any) -> Any:
     )
 
 
-def _reshape_state(state: Any, neurons: tuple[int, ...], shape: tuple[int, ...]) -> Any:
-    """A state for neurons of ``neurons`` laid out as ``shape`` (same count): fields that
-    broadcast to ``neurons`` are expanded and reshaped; others are left as they are."""
-
-    def reshape(t: torch.Tensor) -> torch.Tensor:
-        if tuple(t.shape) == neurons or _broadcasts_to(tuple(t.shape), neurons):
-            return t.expand(neurons).reshape(shape)
-        return t
-
-    return _map_tensors(state, reshape)
+def _map_named_tensors(
+    state: Any, function: Callable[[str, torch.Tensor], torch.Tensor], prefix: str = ""
+) -> Any:
+    """``state`` with ``function(dotted name, tensor)`` applied to every tensor field (names as
+    :func:`_tensor_shapes` gives them)."""
+    if isinstance(state, torch.Tensor):
+        return function(prefix or "state", state)
+    if not (isinstance(state, tuple) and hasattr(state, "_fields")):
+        return state
+    return type(state)(
+        *(
+            _map_named_tensors(
+                value,
+                function,
+                f"{prefix}{name}" if isinstance(value, torch.Tensor) else f"{prefix}{name}.",
+            )
+            for name, value in zip(state._fields, state, strict=True)
+        )
+    )
 
 
 def _zero_diagonal_gradient(grad: torch.Tensor) -> torch.Tensor:
@@ -632,19 +645,7 @@ class NeuronRecurrent(_BackendMixin, _WeightsMixin, NeuronModule):
         else:
             self.check_state(state, p, neurons, input_tensor)
         if input_tensor.dim() != 3:  # unbatched or several batch dimensions: one batch axis
-            flat = (math.prod(neurons[:-1]), self.hidden_size)
-            outs, final = self(
-                input_tensor.reshape(input_tensor.shape[0], flat[0], self.input_size),
-                _reshape_state(state, neurons, flat),
-            )
-            if self.record_states:  # every field stacked over time: (T, *flat)
-                final = _map_tensors(
-                    final,
-                    lambda t: t.reshape(t.shape[0], *neurons) if t.shape[1:] == flat else t,
-                )
-            else:
-                final = _reshape_state(final, flat, neurons)
-            return outs.reshape(outs.shape[0], *neurons), final
+            return self._run_one_batch_axis(input_tensor, state, p, neurons)
         if input_tensor.shape[0] == 0:  # T = 0: no step runs; one step (on 0) gives the shapes
             out, stepped = self.recurrent_step(input_tensor.sum(0), state, p)
             return no_steps(out, stepped, state, self.record_states)
@@ -670,6 +671,35 @@ class NeuronRecurrent(_BackendMixin, _WeightsMixin, NeuronModule):
             self.module_tensors(),
             self.record_states,
         )
+
+    def _run_one_batch_axis(
+        self, x: torch.Tensor, state: Any, p: Any, neurons: tuple[int, ...]
+    ) -> tuple[torch.Tensor, Any]:
+        """Input with no batch axis or several, run with its batch axes as one (what backends
+        take), and the outputs and state laid out as the input's again."""
+        lead = neurons[:-1]
+        with torch.no_grad():
+            initial = self.make_initial_state(p, neurons, x.device, x.dtype)
+        expected = dict(_tensor_shapes(initial))
+        batch = math.prod(lead)
+
+        def inward(name: str, t: torch.Tensor) -> torch.Tensor:
+            want = expected.get(name)
+            if want is None or tuple(want[: len(lead)]) != lead:
+                return t
+            return t.expand(want).reshape(batch, *want[len(lead) :])
+
+        def outward(name: str, t: torch.Tensor) -> torch.Tensor:
+            time = 1 if self.record_states else 0  # recorded states: (T, batch, ...)
+            want = expected.get(name)
+            if want is None or tuple(want[: len(lead)]) != lead:
+                return t
+            return t.reshape(*t.shape[:time], *lead, *t.shape[time + 1 :])
+
+        outs, final = self(
+            x.reshape(x.shape[0], batch, x.shape[-1]), _map_named_tensors(state, inward)
+        )
+        return outs.reshape(outs.shape[0], *neurons), _map_named_tensors(final, outward)
 
 
 BASES: dict[str, type[NeuronModule]] = {

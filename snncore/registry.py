@@ -16,9 +16,13 @@ import attrs
 T = TypeVar("T")
 
 
-class UnknownNameError(LookupError):
+class UnknownNameError(LookupError, ValueError):
     """A name that no loaded plugin registered.  The message lists close matches and, when
-    plugins failed, names them: the name may be one of theirs (``snn plugins`` shows why)."""
+    plugins failed, names them: the name may be one of theirs (``snn plugins`` shows why).
+
+    A ``LookupError`` (a name missing from a registry) and a ``ValueError`` (an argument with a
+    value not allowed: what the reference library raises for an unknown ``method``), so code
+    catching either keeps working."""
 
     def __init__(
         self, kind: str, name: str, known: list[str], failed_plugins: tuple[str, ...] = ()

@@ -19,7 +19,11 @@ logistic        alpha · σ(alpha·x) · (1 − σ(alpha·x))                snn
 atan            alpha / (2·(1 + (π/2·alpha·x)²))                     Fang et al. 2021
 ==============  ===================================================  =============================
 
-``fast_sigmoid`` is an alias of ``super`` (the name snnTorch users know).
+``fast_sigmoid`` is an alias of ``super`` (the name snnTorch users know).  ``super_unscaled``,
+``1 / (|x| + 1)²``, is the SuperSpike of the reference library (Norse 1.1.0), which ignores
+``alpha``; it computes the gradient with the reference's own arithmetic, so that gradients match
+it bit for bit.  :func:`override_surrogate` makes one name stand for another process-wide
+(``snncore.compat.norse.reference_superspike(True)`` maps ``super`` to ``super_unscaled``).
 
 Modules resolve their parameters' ``method`` name once, when they are built, and hand their step
 functions the :class:`Surrogate` itself in ``p.method``; :func:`spike` then calls it directly.
@@ -39,28 +43,41 @@ from snncore.hookspecs import hookimpl
 from snncore.plugins import get_manager
 
 Derivative = Callable[[torch.Tensor, Any], torch.Tensor]
+#: ``gradient(grad_output, x, alpha) -> grad_input``: the backward itself, when a surrogate must
+#: reproduce another library's arithmetic exactly (default: ``grad_output * derivative(x)``).
+Gradient = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 
 
 class _HeavisideWithSurrogate(torch.autograd.Function):
     """Θ(x) forward; ``grad · derivative(x, alpha)`` backward.  ``alpha`` gets no gradient."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, alpha: Any, derivative: Derivative) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        alpha: Any,
+        derivative: Derivative,
+        gradient: Gradient | None = None,
+    ) -> torch.Tensor:
         if torch.is_tensor(alpha):
             ctx.save_for_backward(x, alpha)
         else:
             ctx.save_for_backward(x)
             ctx.alpha = alpha
-        ctx.derivative = derivative
+        ctx.derivative, ctx.gradient = derivative, gradient
         return (x > 0).to(x.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+    def backward(
+        ctx: Any, grad_output: torch.Tensor
+    ) -> tuple[torch.Tensor | None, None, None, None]:
         if len(ctx.saved_tensors) == 2:
             x, alpha = ctx.saved_tensors
         else:
             (x,), alpha = ctx.saved_tensors, ctx.alpha
-        return grad_output * ctx.derivative(x, alpha), None, None
+        if ctx.gradient is not None:
+            return ctx.gradient(grad_output, x, alpha), None, None, None
+        return grad_output * ctx.derivative(x, alpha), None, None, None
 
 
 @attrs.frozen
@@ -71,13 +88,34 @@ class Surrogate:
     derivative: Derivative = attrs.field(repr=False)
     formula: str = ""
     summary: str = ""
+    #: Optional: the backward itself (see :data:`Gradient`); ``derivative`` must still give the
+    #: same factor, for the backends and checks that use it.
+    gradient: Gradient | None = attrs.field(default=None, repr=False, kw_only=True)
 
     def __call__(self, x: torch.Tensor, alpha: Any = 100.0) -> torch.Tensor:
         if torch.is_grad_enabled() and x.requires_grad:
+            if self.gradient is not None:
+                return _HeavisideWithSurrogate.apply(x, alpha, self.derivative, self.gradient)
             return _HeavisideWithSurrogate.apply(x, alpha, self.derivative)
         # No gradient can flow through x: the step alone, without an autograd node (about a
         # third of an eager inference step's overhead).
         return (x > 0).to(x.dtype)
+
+
+_OVERRIDES: dict[str, str] = {}
+
+
+def override_surrogate(name: str, replacement: str | None) -> None:
+    """From now on, in this process, the name ``name`` resolves to the surrogate registered as
+    ``replacement`` (``None`` undoes it).  Modules resolve their ``method`` when they are built,
+    so set it before building them.  A process-wide switch, for porting: code written for a
+    library whose ``super`` differs from ours keeps its ``method="super"`` and gets that
+    library's gradients (:func:`snncore.compat.norse.reference_superspike`)."""
+    if replacement is None:
+        _OVERRIDES.pop(name, None)
+    else:
+        get_manager().registry("surrogate").get(replacement)  # an unknown name fails now
+        _OVERRIDES[name] = replacement
 
 
 def resolve_surrogate(method: str | Surrogate) -> Surrogate:
@@ -89,7 +127,7 @@ def resolve_surrogate(method: str | Surrogate) -> Surrogate:
         raise TypeError(
             f"method must be a surrogate name or a snncore.Surrogate, got {type(method).__name__}"
         )
-    return get_manager().registry("surrogate").get(method)
+    return get_manager().registry("surrogate").get(_OVERRIDES.get(method, method))
 
 
 def spike(x: torch.Tensor, method: str | Surrogate, alpha: Any) -> torch.Tensor:
@@ -103,6 +141,15 @@ def spike(x: torch.Tensor, method: str | Surrogate, alpha: Any) -> torch.Tensor:
 # their own temporaries to keep the number of full-size tensors (and kernel launches) low.
 def _super(x: torch.Tensor, alpha: Any) -> torch.Tensor:
     return x.abs().mul_(alpha).add_(1.0).square_().reciprocal_()
+
+
+def _super_unscaled(x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    return x.abs().add_(1.0).square_().reciprocal_()
+
+
+def _super_unscaled_gradient(grad: torch.Tensor, x: torch.Tensor, alpha: Any) -> torch.Tensor:
+    # The reference's arithmetic, operation for operation: grad / (|x| + 1)^2.
+    return grad / (torch.abs(x) + 1.0).pow(2)
 
 
 def _heaviside(x: torch.Tensor, alpha: Any) -> torch.Tensor:
@@ -136,6 +183,16 @@ def _atan(x: torch.Tensor, alpha: Any) -> torch.Tensor:
 
 BUILTIN = (
     (Surrogate("super", _super, "1/(alpha*|x|+1)^2", "SuperSpike fast sigmoid"), ("fast_sigmoid",)),
+    (
+        Surrogate(
+            "super_unscaled",
+            _super_unscaled,
+            "1/(|x|+1)^2",
+            "SuperSpike ignoring alpha (the reference library 1.1.0's)",
+            gradient=_super_unscaled_gradient,
+        ),
+        (),
+    ),
     (Surrogate("heaviside", _heaviside, "0", "no gradient (exact step)"), ()),
     (Surrogate("triangle", _triangle, "alpha*max(0,1-|x|)", "triangle / piecewise linear"), ()),
     (Surrogate("tanh", _tanh, "1-tanh(alpha*x)^2", "derivative of tanh"), ()),

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from snncore.protocols import NeuronModel
-from snncore.testing import _checks, _runtime, _surrogates
+from snncore.testing import _checks, _interface, _runtime, _surrogates
 from snncore.testing._harness import LOOPS, CheckFailure, CheckSkipped, Subject, method_paths
 
 COMPILE_MODES = ("off", "family", "all")
@@ -108,6 +108,20 @@ CHECKS: dict[str, Check] = {
         Check("serialization", "state_dict/pickle", _checks.check_serialization, _always),
         Check("per_neuron", "per-neuron parameters", _checks.check_per_neuron_parameters, _always),
         Check("gradients", "gradients", _checks.check_gradients, _always),
+        Check("input_layouts", "unbatched / batch axes", _interface.check_input_layouts, _always),
+        Check("input_dtypes", "bool / integer input", _interface.check_input_dtypes, _always),
+        Check(
+            "initial_state_grad",
+            "initial state gradient",
+            _interface.check_initial_state_grad,
+            _always,
+        ),
+        Check(
+            "attached_parameters",
+            "p tensors requiring grad",
+            _interface.check_attached_parameters,
+            _always,
+        ),
         Check("no_steps", "T = 0 input", _checks.check_no_steps, _loops),
         Check("long_run", "long run finite", _runtime.check_long_run, _loops),
         Check("backends", "backends agree", _runtime.check_backends, _backends_apply),

@@ -40,6 +40,7 @@ def _triangle_step(x: torch.Tensor, alpha: Any) -> torch.Tensor:
 #: plugin's surrogate of the same name is not judged by ours).
 BUILTIN_SMOOTHED_STEPS: dict[Callable[..., Any], SmoothedStep] = {
     builtin._super: lambda x, a: x / (1 + a * x.abs()),
+    builtin._super_unscaled: lambda x, a: x / (1 + x.abs()),
     builtin._heaviside: lambda x, a: torch.zeros_like(x),
     builtin._triangle: _triangle_step,
     builtin._tanh: lambda x, a: torch.tanh(a * x) / a,

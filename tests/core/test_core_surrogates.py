@@ -22,6 +22,7 @@ def _sigmoid(u: float) -> float:
 FORMULAS: dict[str, Callable[[float, float], float]] = {
     "super": lambda x, a: 1.0 / (a * abs(x) + 1.0) ** 2,
     "fast_sigmoid": lambda x, a: 1.0 / (a * abs(x) + 1.0) ** 2,
+    "super_unscaled": lambda x, a: 1.0 / (abs(x) + 1.0) ** 2,  # the reference 1.1.0's super
     "heaviside": lambda x, a: 0.0,
     "triangle": lambda x, a: a * max(0.0, 1.0 - abs(x)),
     "tanh": lambda x, a: 1.0 - math.tanh(a * x) ** 2,

@@ -39,13 +39,13 @@ from snn_correlation.sensor import (
     correlation_sensor_step,
     initial_sensor_state,
 )
-from snncore.parameters import replace_tensors, tensor_items
+from snncore.parameters import ParameterRecord, replace_tensors, tensor_items
 
 _is_sensor_parameters = attrs.validators.instance_of(CorrelationSensorParameters)
 
 
 @attrs.frozen
-class LIFCorrelationParameters:
+class LIFCorrelationParameters(ParameterRecord):
     """LIF parameters and the parameters of the input and the recurrent sensor."""
 
     lif_parameters: LIFParameters = attrs.field(
@@ -68,7 +68,7 @@ class LIFCorrelationState(NamedTuple):
 
 
 @attrs.frozen
-class LIFRecurrentCorrelationParameters:
+class LIFRecurrentCorrelationParameters(ParameterRecord):
     """Parameters of the registered ``lif_correlation`` model: LIF and the recurrent sensor."""
 
     lif_parameters: LIFParameters = attrs.field(

@@ -124,20 +124,29 @@ def test_recurrent_wrong_input_size(cell_cls, layer_cls):
     with pytest.raises(ValueError, match="input_size"):
         layer(torch.zeros(5, 2, 4))
     with pytest.raises(ValueError, match="input_size"):
-        layer(torch.zeros(2, 3))  # a single step given to the layer
+        layer(torch.zeros(2, 4))  # unbatched: (time, input_size)
+    assert layer(torch.zeros(2, 3))[0].shape == (
+        2,
+        layer.hidden_size,
+    )  # unbatched, as the reference
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
-def test_integer_input_is_a_type_error(cls, dtype):
+def test_integer_and_bool_input_is_cast_to_the_float_dtype(cls, dtype):
+    """Spike tensors are often bool or integer counts: cast, as the reference does."""
     if _is_recurrent(cls):
         module = cls(3, 4)
         shape = (5, 2, 3) if _is_layer(cls) else (2, 3)
     else:
         module = cls()
         shape = (5, 2, 3) if _is_layer(cls) else (2, 3)
-    with pytest.raises(TypeError, match="dtype"):
-        module(torch.ones(shape, dtype=dtype))
+    x = torch.ones(shape, dtype=dtype)
+    out, _ = module(x)
+    assert out.dtype == torch.get_default_dtype()
+    torch.testing.assert_close(out, module(x.to(torch.get_default_dtype()))[0])
+    with pytest.raises(TypeError, match="real input"):
+        module(torch.ones(shape, dtype=torch.complex64))
 
 
 def test_unknown_parameter_keyword_lists_valid_names():
