@@ -439,6 +439,29 @@ def test_no_grad_forward(library: Any, kernel_runs: list[str], name: str) -> Non
     _assert_close(_leaves(final), _leaves(final_ref), 1e-10)
 
 
+@pytest.mark.parametrize("name", ["lif", "lif_mc", "lif_correlation"])
+def test_no_grad_saves_nothing_for_backward(
+    library: Any, kernel_runs: list[str], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ``torch.no_grad()`` (inference) the kernels allocate their outputs only, although
+    the weights require grad (``needs_input_grad`` inside the autograd function still says
+    so); with grad mode on they allocate what backward reads."""
+    from snn_backend_fused import buffers
+
+    allocated: list[tuple[int, ...]] = []
+    empty = buffers.empty
+    monkeypatch.setattr(
+        buffers, "empty", lambda shape, dtype: allocated.append(shape) or empty(shape, dtype)
+    )
+    layer = snncore.create(name, variant="recurrent", backend="fused", input_size=5, hidden_size=7)
+    x = torch.rand(30, 2, 5)
+    with torch.no_grad():
+        layer(x)
+    assert allocated == [(30, 2, 7)] and kernel_runs == [name]  # the output
+    layer(x)
+    assert len(allocated) > 2 and kernel_runs == [name, name]
+
+
 def _mine(x: torch.Tensor, alpha: Any) -> torch.Tensor:
     return 1.0 / (1.0 + (alpha * x).abs())
 

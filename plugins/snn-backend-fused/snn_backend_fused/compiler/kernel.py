@@ -205,6 +205,9 @@ class LayerCall:
     traced: Traced
     library: Any
     threads: int
+    #: grad mode was on at the call (``needs_input_grad`` inside an autograd function says only
+    #: which inputs require grad, also under ``torch.no_grad()``): else nothing is saved
+    grad: bool = True
 
 
 def _pointers(tensors: list[torch.Tensor]) -> Any:
@@ -228,7 +231,7 @@ class _GeneratedLayer(torch.autograd.Function):
         out = buffers.empty(tuple(x.shape), x.dtype)
         final = [s.detach().to(x.dtype).expand(x.shape[1:]).contiguous().clone() for s in state]
         needs = ctx.needs_input_grad
-        keep = any(needs[1:2]) or any(needs[4:])
+        keep = call.grad and (any(needs[1:2]) or any(needs[4:]))
         k = cpp.CHECKPOINT_EVERY
         checkpoints = (
             buffers.empty(((T + k - 1) // k, len(final), M), x.dtype) if keep and T else None
@@ -345,7 +348,7 @@ def run_layer(
         per_neuron.append(1 if kind == "neuron" else 0)
     per_neuron_array = (ctypes.c_int64 * max(len(per_neuron), 1))(*per_neuron)
     flat, tree = torch.utils._pytree.tree_flatten(state)
-    call = LayerCall(traced, library, max(1, torch.get_num_threads()))
+    call = LayerCall(traced, library, max(1, torch.get_num_threads()), torch.is_grad_enabled())
     out, *final = _GeneratedLayer.apply(call, x, params, per_neuron_array, *flat)
     return out, torch.utils._pytree.tree_unflatten(final, tree)
 
@@ -461,7 +464,7 @@ class _GeneratedRecurrent(torch.autograd.Function):
         out = buffers.empty((T, B, H), xw.dtype)
         final = [s.detach().expand(B, H).contiguous().clone() for s in state]
         needs = ctx.needs_input_grad
-        keep = needs[2] or needs[3] or any(needs[6:])
+        keep = call.grad and (needs[2] or needs[3] or any(needs[6:]))
         k = cpp.CHECKPOINT_EVERY
         currents = buffers.empty((T, B, H), xw.dtype) if keep else None
         zprev = buffers.empty((T, B, H), xw.dtype) if keep else None
@@ -590,7 +593,7 @@ def run_recurrent(
         )
     flat, tree = torch.utils._pytree.tree_flatten(state)
     xw = torch.nn.functional.linear(x, input_weights)
-    call = LayerCall(traced, library, max(1, torch.get_num_threads()))
+    call = LayerCall(traced, library, max(1, torch.get_num_threads()), torch.is_grad_enabled())
     out, *final = _GeneratedRecurrent.apply(
         call, field, xw, recurrent_weights, params, per_neuron_array, *flat
     )

@@ -27,6 +27,8 @@ class StagedCall:
     matrices: int
     #: flattened state fields with one value per synapse, (batch, hidden, hidden)
     synapse_fields: tuple[int, ...] = ()
+    #: grad mode was on at the call (else nothing is saved for backward)
+    grad: bool = True
 
     def shapes(self, batch: int, hidden: int) -> list[tuple[int, ...]]:
         return [
@@ -63,15 +65,15 @@ class _StagedRecurrent(torch.autograd.Function):
             s.detach().expand(shape).contiguous().clone()
             for s, shape in zip(state, shapes, strict=True)
         ]
-        keep = any(ctx.needs_input_grad[1:])
+        keep = call.grad and any(ctx.needs_input_grad[1:])  # not under torch.no_grad()
         nsy = len(call.synapse_fields)
         HP = int(getattr(call.library, f"snngs_row_{d}")(H))  # the kernel's padded row
-        saved_syn = torch.empty((T, B, nsy, H, HP), dtype=dtype) if keep and nsy else None
+        saved_syn = buffers.empty((T, B, nsy, H, HP), dtype) if keep and nsy else None
         currents = buffers.empty((T, B, CH), dtype) if keep else None
         zprev = buffers.empty((T, B, H), dtype) if keep else None
-        saved_states = torch.empty((T, B, len(final), HP), dtype=dtype) if keep else None
-        saved_rows = torch.empty((T, B, rows, HP), dtype=dtype) if keep and rows else None
-        mv_args = torch.empty((T, products, B, H), dtype=dtype) if keep and products else None
+        saved_states = buffers.empty((T, B, len(final), HP), dtype) if keep else None
+        saved_rows = buffers.empty((T, B, rows, HP), dtype) if keep and rows else None
+        mv_args = buffers.empty((T, products, B, H), dtype) if keep and products else None
         mats_t = [_padded(m.detach().t(), HP) for m in mats]
         channels = CH // H
         wt_c = _padded(wt.detach().reshape(H, channels, H), HP)  # (kept alive for the call)
@@ -121,7 +123,7 @@ class _StagedRecurrent(torch.autograd.Function):
         ]
         grad_current = buffers.empty((T, B, CH), dtype)
         products = len(call.staging.products)
-        mv_grads = torch.empty((T, products, B, H), dtype=dtype) if products else None
+        mv_grads = buffers.empty((T, products, B, H), dtype) if products else None
         HP = saved_states.shape[-1]
         w = _padded(wt.detach().t(), HP)  # W_eff (kept alive for the call)
         mats_c = [_padded(m.detach(), HP) for m in mats]
@@ -234,6 +236,7 @@ def run(
         per_neuron,
         len(mats),
         traced.synapse_fields,
+        torch.is_grad_enabled(),
     )
     out, *final = _StagedRecurrent.apply(call, xw, wt, *mats, *flat)
     return out, torch.utils._pytree.tree_unflatten(final, tree)
