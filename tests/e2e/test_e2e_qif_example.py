@@ -32,6 +32,11 @@ def check_listed(snn, snn_json, backends: list[str]) -> None:
     assert info.stdout.startswith("qif (qif) from snn-qif ")
     for text in ("tau_mem_inv", "v_critical", "0.5", "1/s", "v_reset", "Latham"):
         assert text in info.stdout
+    if "fused" in backends:  # its steps trace (its record's own check runs outside the trace)
+        for variant in ("layer", "recurrent"):
+            routed = snn("info", "qif", "--variant", variant)
+            assert "backend='auto' picks fused" in routed.stdout, routed.stdout
+            assert "generic" not in routed.stdout, routed.stdout
 
 
 def check_every_variant(every_variant, backends: list[str], feed_forward_state: str) -> None:

@@ -331,6 +331,15 @@ def _functions(disassembly: str) -> dict[str, str]:
     return found
 
 
+def _assert_vectorised(functions: dict[str, str], packed: str, scalar: str) -> None:
+    """Every function's object code has vector arithmetic (``packed``) and no scalar
+    floating-point arithmetic (``scalar``)."""
+    for function, body in functions.items():
+        assert re.findall(packed, body), f"{function}: no vector arithmetic ({packed})"
+        found = re.findall(scalar, body)
+        assert not found, f"{function}: scalar arithmetic {found[:3]}"
+
+
 def _needs_x86_tools() -> str | None:
     import platform
 
@@ -365,11 +374,11 @@ def test_every_hot_loop_is_vectorised(name: str, isa: str, tmp_path: Path) -> No
         f"snng_{w}_{d}" for w in ("backward", "forward") for d in ("f32", "f64")
     )
     register = ISAS[isa]
-    for function, body in loops.items():
-        packed = re.findall(rf"\bv(?:add|sub|mul|div)p[sd]\s+[^\n]*%{register}", body)
-        scalar = re.findall(r"\bv(?:add|sub|mul|div)s[sd]\b", body)
-        assert packed, f"{function}: no packed arithmetic on %{register}"
-        assert not scalar, f"{function}: scalar arithmetic {scalar[:3]}"
+    _assert_vectorised(
+        loops,
+        rf"\bv(?:add|sub|mul|div)p[sd]\s+[^\n]*%{register}",
+        r"\bv(?:add|sub|mul|div)s[sd]\b",
+    )
 
 
 RECURRENT_MODELS = sorted(m.name for m in snncore.list_models() if "recurrent" in m.variants)
@@ -409,11 +418,11 @@ def test_every_recurrent_hot_loop_is_vectorised(name: str, isa: str, tmp_path: P
     if traced.synapse_fields:
         assert {"synapse_forward", "synapse_backward"} <= kinds
     register = ISAS[isa]
-    for function, body in hot.items():
-        packed = re.findall(rf"\bv(?:add|sub|mul|div)p[sd]\s+[^\n]*%{register}", body)
-        scalar = re.findall(r"\bv(?:add|sub|mul|div)s[sd]\b", body)
-        assert packed, f"{function}: no packed arithmetic on %{register}"
-        assert not scalar, f"{function}: scalar arithmetic {scalar[:3]}"
+    _assert_vectorised(
+        hot,
+        rf"\bv(?:add|sub|mul|div)p[sd]\s+[^\n]*%{register}",
+        r"\bv(?:add|sub|mul|div)s[sd]\b",
+    )
 
 
 CROSS = "aarch64-linux-gnu-g++"
@@ -458,11 +467,9 @@ def test_the_hot_loops_are_vectorised_for_aarch64(name: str, variant: str, tmp_p
     disassembly = _aarch64_object(source, tmp_path / "kernel.o", inspect=variant != "layer")
     hot = {n: body for n, body in _functions(disassembly).items() if pattern.search(n)}
     assert hot, sorted(_functions(disassembly))[:10]
-    for function, body in hot.items():
-        packed = re.findall(r"\bf(?:add|sub|mul|div)\s+v\d+\.(?:4s|2d)", body)
-        scalar = re.findall(r"\bf(?:add|sub|mul|div)\s+[sd]\d+,", body)
-        assert packed, f"{function}: no NEON vector arithmetic"
-        assert not scalar, f"{function}: scalar arithmetic {scalar[:3]}"
+    _assert_vectorised(
+        hot, r"\bf(?:add|sub|mul|div)\s+v\d+\.(?:4s|2d)", r"\bf(?:add|sub|mul|div)\s+[sd]\d+,"
+    )
 
 
 def test_the_isa_setting_reaches_the_compiler(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import torch
 from torch.utils import _pytree
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from snn_backend_fused.compiler.ir import Arg, Const, Graph
 from snncore.parameters import method_items, replace_tensors, tensor_items
@@ -432,7 +432,9 @@ def trace_step(
         values = args[len(flat_state) : len(flat_state) + len(names)]
         fields: dict[str, Any] = dict(zip(names, values, strict=True))
         fields.update(tracing)
-        with attrs.validators.disabled():
+        # the record's own checks (validators, an attrs __attrs_post_init__ comparing two
+        # parameters) run on the example values, outside the recording: they are not the step
+        with attrs.validators.disabled(), _disable_current_modes():
             p_now = replace_tensors(p, fields)
         step_dt = args[-1] if len(args) > len(flat_state) + len(names) else dt
         out, new_state = step(x, state_now, p_now, step_dt, **module)
