@@ -175,7 +175,7 @@ def trace_layer(model: Any, p: Any, dt: float, features: tuple[int, ...]) -> Tra
     if None in kinds:
         odd = [n for n, k in zip(tensors, kinds, strict=True) if k is None]
         return f"parameter(s) {odd} are neither scalars nor one value per neuron"
-    methods = tuple(str(getattr(v, "name", v)) for _, v in _methods(p))
+    methods = _surrogates(p)
     general = (id(model), kinds, methods, len(features))
     found = _traces.get(general)
     if isinstance(found, Traced) and not found.dt_input:  # its step needs dt as a number
@@ -194,10 +194,14 @@ def trace_layer(model: Any, p: Any, dt: float, features: tuple[int, ...]) -> Tra
     return found
 
 
-def _methods(p: Any) -> list[tuple[str, Any]]:
+def _surrogates(p: Any) -> tuple[Any, ...]:
+    """The surrogates ``p``'s methods resolve to *now*: part of a trace's key, since one name
+    can stand for another surrogate for a while (:func:`snncore.surrogates.override_surrogate`)
+    and a kernel traced under the one must not serve the other."""
     from snncore.parameters import method_items
+    from snncore.surrogates import resolve_surrogate
 
-    return list(method_items(p))
+    return tuple(resolve_surrogate(v) for _, v in method_items(p))
 
 
 @attrs.frozen
@@ -208,6 +212,17 @@ class LayerCall:
     #: grad mode was on at the call (``needs_input_grad`` inside an autograd function says only
     #: which inputs require grad, also under ``torch.no_grad()``): else nothing is saved
     grad: bool = True
+
+
+def refuse_double_backward() -> None:
+    """A backward pass asked to build a graph (``create_graph=True``, double backward): the
+    kernels' backward is not itself differentiable, so say so rather than let autograd report
+    a tensor that "does not require grad" later."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            "the fused backend's generated kernels have no second derivative (double backward, "
+            "create_graph=True): run this layer with backend='torch'"
+        )
 
 
 def _pointers(tensors: list[torch.Tensor]) -> Any:
@@ -259,6 +274,7 @@ class _GeneratedLayer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor, *grad_state: torch.Tensor | None) -> Any:  # type: ignore[override]
+        refuse_double_backward()
         x, checkpoints = ctx.saved_tensors
         call = ctx.call
         T, M = x.shape[0], x[0].numel()
@@ -390,7 +406,7 @@ def trace_recurrent(
     if None in kinds:
         odd = [n for n, k in zip(tensors, kinds, strict=True) if k is None]
         return f"parameter(s) {odd} are neither scalars nor one value per neuron"
-    methods = tuple(str(getattr(v, "name", v)) for _, v in _methods(p))
+    methods = _surrogates(p)
     if module_tensors is None:
         module_tensors = {
             name: init(hidden, hidden, p) for name, init in model.module_tensors.items()
@@ -500,6 +516,7 @@ class _GeneratedRecurrent(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor, *grad_state: torch.Tensor | None) -> Any:  # type: ignore[override]
+        refuse_double_backward()
         currents, zprev, checkpoints, w_rec = ctx.saved_tensors
         T, B, H = currents.shape
         dtype = currents.dtype

@@ -11,7 +11,7 @@ import attrs
 import torch
 
 from snn_backend_fused import buffers
-from snn_backend_fused.compiler.kernel import _pointers, _ptr
+from snn_backend_fused.compiler.kernel import _pointers, _ptr, refuse_double_backward
 from snn_backend_fused.compiler.stages import Staging, analyse
 
 _staging: dict[int, Staging] = {}
@@ -108,6 +108,7 @@ class _StagedRecurrent(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor, *grad_state: torch.Tensor | None) -> Any:  # type: ignore[override]
+        refuse_double_backward()
         currents, zprev, saved_states, saved_rows, mv_args, saved_syn, wt, *mats = ctx.saved_tensors
         call = ctx.call
         T, B, CH = currents.shape
