@@ -30,6 +30,7 @@ CLAIMED = {
 SOURCES = (
     "snncore.compat.norse._functional",
     "snncore.compat.norse._base",
+    "snncore.compat.norse._izhikevich",
     "snn_lif",
     "snn_lif.functional",
     "snn_lsnn",

@@ -150,6 +150,23 @@ def lif_adex_step(
     return lif_adex_recurrent_step(current, state, p, dt)
 
 
+def lif_adex_current_encoder(
+    input_current: torch.Tensor,
+    voltage: torch.Tensor,
+    adaptation: torch.Tensor,
+    p: LIFAdExParameters = LIFAdExParameters(),
+    dt: float = 0.001,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Encode ``input_current`` as LIFAdEx spikes: the current drives ``v`` directly.
+
+    Steps 1–5 with the synaptic current at zero (``i1 = x``); the adaptation current is
+    integrated like the model's (``a1 = a + dt·tau_ada_inv·(adaptation_current·(v − v_leak) −
+    a)`` from the old ``v``, then ``+ adaptation_spike·z``).  Returns ``(z, v', a')``.
+    """
+    z, v, _, a = _step(input_current, voltage, torch.zeros_like(voltage), adaptation, p, dt)
+    return z, v, a
+
+
 LIF_ADEX_MODEL = snncore.NeuronModel(
     name="lif_adex",
     family="adex",

@@ -128,6 +128,22 @@ def lif_ex_step(
     return lif_ex_recurrent_step(current, state, p, dt)
 
 
+def lif_ex_current_encoder(
+    input_current: torch.Tensor,
+    voltage: torch.Tensor,
+    p: LIFExParameters = LIFExParameters(),
+    dt: float = 0.001,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode ``input_current`` as LIFEx spikes: the current drives ``v`` directly (no synapse).
+
+    The step above with the synaptic current at zero, ``i1 = x``:
+    ``v1 = v + dt·tau_mem_inv·((v_leak − v) + delta_T·exp((v − v_th)/delta_T) + x)``,
+    ``z = Θ(v1 − v_th)``, ``v' = (1 − z)·v1 + z·v_reset``.  Returns ``(z, v')``.
+    """
+    z, v, _ = _step(input_current, voltage, torch.zeros_like(voltage), p, dt)
+    return z, v
+
+
 LIF_EX_MODEL = snncore.NeuronModel(
     name="lif_ex",
     family="adex",

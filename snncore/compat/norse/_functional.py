@@ -235,3 +235,32 @@ def lsnn_adjoint_step(
     return _one_step(
         lsnn_adjoint_recurrent, input_tensor, state, p, dt, input_weights, recurrent_weights
     )
+
+
+def ada_lif_step(
+    input_tensor: torch.Tensor,
+    state: Any,
+    input_weights: torch.Tensor,
+    recurrent_weights: torch.Tensor,
+    p: Any = None,
+    dt: float = 0.001,
+) -> tuple[torch.Tensor, Any]:
+    """One recurrent step of LIF with an adaptation *current* ``b`` (the reference's
+    ``ada_lif_step``, on an :class:`snn_lsnn.LSNNState`; not snncore's LSNN, whose ``b`` is an
+    adaptive threshold).  ``b`` lowers the voltage, decays to zero and jumps by ``beta`` per
+    spike; the threshold stays ``v_th`` and a spike subtracts ``v_th − v_reset``:
+
+        v1 = v + dt·tau_mem_inv·((v_leak − v) + i − b);  i1 = i − dt·tau_syn_inv·i
+        b1 = b − dt·tau_adapt_inv·b;  z = Θ(v1 − v_th)
+        v' = v1 − z·(v_th − v_reset);  b' = b1 + beta·z;  i' = i1 + W_in·x + W_rec·z_prev
+    """
+    from snn_lsnn import LSNNParameters, LSNNState
+
+    p = LSNNParameters() if p is None else p
+    v1 = state.v + dt * p.tau_mem_inv * ((p.v_leak - state.v) + state.i - state.b)
+    i1 = state.i - dt * p.tau_syn_inv * state.i
+    b1 = state.b - dt * p.tau_adapt_inv * state.b
+    z = spike(v1 - p.v_th, p.method, p.alpha)
+    current = torch.nn.functional.linear(input_tensor, input_weights)
+    current = current + torch.nn.functional.linear(state.z, recurrent_weights)
+    return z, LSNNState(z, v1 - z * (p.v_th - p.v_reset), i1 + current, b1 + z * p.beta)
