@@ -1,10 +1,11 @@
 """``snn nir``: inspect, export and run NIR graphs (docs/nir.md).
 
 ``snn nir info FILE [--json]`` lists the nodes (type, input and output shapes), the edges and
-whether the graph is recurrent; ``snn nir export CHECKPOINT --output FILE.nir`` writes a trained
-task's network (tasks that offer it: ``nir_network``); ``snn nir run FILE --input X.npy`` runs a
-graph on a time-major array.  A missing or unreadable file, an unknown node type or wrong shapes
-print one line and exit 2; torch and nir are imported inside the commands only.
+whether the graph is recurrent; ``snn nir export CHECKPOINT --output FILE.nir [--convention
+snntorch]`` writes a trained task's network (tasks that offer it: ``nir_network``); ``snn nir
+run FILE --input X.npy`` runs a graph on a time-major array.  A missing or unreadable file, an
+unknown node type or wrong shapes print one line and exit 2; torch and nir are imported inside
+the commands only.
 """
 
 from __future__ import annotations
@@ -110,7 +111,11 @@ def _task_of(checkpoint: Path, task: str | None) -> str:
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               help="The .nir file to write.")  # fmt: skip
 @click.option("--task", default=None, help="The task that trained it [default: from metrics.json].")
-def export_command(checkpoint: str, output: str, task: str | None) -> None:
+@click.option("--convention", type=click.Choice(["nir", "snntorch"]), default="nir",
+              show_default=True,
+              help="How neuron nodes are written: nir, or snntorch (what snnTorch 1.0's importer "
+                   "accepts; needs a network at dt=1e-4).  docs/nir.md.")  # fmt: skip
+def export_command(checkpoint: str, output: str, task: str | None, convention: str) -> None:
     """Write the network of a trained task's CHECKPOINT as a NIR graph."""
     from snncore.api import get_task
     from snncore.nir import NIRError, NIRUnavailableError, require_nir, to_nir
@@ -125,7 +130,7 @@ def export_command(checkpoint: str, output: str, task: str | None) -> None:
     try:
         nir = require_nir()
         network, sample, dt = builder(path)
-        graph = to_nir(network, sample, dt=dt)
+        graph = to_nir(network, sample, dt=dt, convention=convention)
         nir.write(output, graph)
     except (NIRError, NIRUnavailableError, ValueError) as exc:
         raise _fail(exc) from None

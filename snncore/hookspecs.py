@@ -77,11 +77,13 @@ def register_tasks(register: Register) -> None:
 @hookspec
 def register_nir(register: Register) -> None:
     """Register NIR mappings: ``register(snncore.nir.NIRMapping(name, model=..., to_node=...,
-    nodes=(...), from_node=...))``.
+    nodes=(...), from_node=..., conventions=("nir", ...)))``.
 
     A mapping says how one snncore model is written as a NIR neuron node (``snncore.to_nir``) and
     which NIR node types it reads back as a step module (``snncore.from_nir``); docs/nir.md has
-    the conventions.  Built when NIR export or import first needs it, like the other registries.
+    the conventions.  ``to_nir(convention=...)`` other than "nir" calls ``to_node(p, shape, dt,
+    convention=...)`` for mappings that list that convention in ``conventions``.  Built when NIR
+    export or import first needs it, like the other registries.
     """
 
 

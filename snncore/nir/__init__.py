@@ -1,6 +1,6 @@
 """Exchange networks with other simulators and neuromorphic hardware through NIR.
 
-``to_nir(module, sample_input=None, dt=0.001) -> nir.NIRGraph`` and
+``to_nir(module, sample_input=None, dt=0.001, convention="nir") -> nir.NIRGraph`` and
 ``from_nir(graph_or_path, dt=0.001, convention="nir") -> NIRGraphModule`` (time-major,
 ``(x (T, B, ...), state) -> (out, state)``).  The conventions (dt, units, ``r`` and ``w_in``,
 reset, spike condition) and the peers' readings are in docs/nir.md.  Models state their own
@@ -14,6 +14,7 @@ from snncore.nir._export import to_nir
 from snncore.nir._import import NIRGraphModule, from_nir, read_graph
 from snncore.nir._mapping import (
     CONVENTIONS,
+    EXPORT_CONVENTIONS,
     NIR_NEURON_NODES,
     NIRError,
     NIRMapping,
@@ -34,6 +35,7 @@ from snncore.nir._neurons import (
 
 __all__ = [
     "CONVENTIONS",
+    "EXPORT_CONVENTIONS",
     "NIR_NEURON_NODES",
     "NIRError",
     "NIRGraphModule",

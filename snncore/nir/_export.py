@@ -11,12 +11,19 @@ The walk reads ``SequentialState`` and ``torch.nn.Sequential`` (nested ones too)
   recurrent_weights)`` → neuron (one step of delay, as NIR readers run cycles);
 - a module with a ``to_nir(shape, dt)`` method (what ``from_nir`` builds) → that node.
 
+``convention`` (:data:`~snncore.nir.EXPORT_CONVENTIONS`) picks how neuron nodes are written:
+"nir" (the default) or "snntorch", the same network in the parametrisation snnTorch 1.0's
+importer accepts (it needs ``dt = 1e-4``).  The model's mapping writes it (``to_node(...,
+convention=...)``, for mappings that list the convention); a ``to_nir`` method that takes a
+``convention`` keyword gets it, others write their node as is.
+
 Shapes come from running ``sample_input`` (or zeros of the first layer's input size) through the
 chain once, element by element.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -24,7 +31,14 @@ import torch
 
 from snncore.containers import Lift, SequentialState
 from snncore.modules import NeuronModule
-from snncore.nir._mapping import NIRError, exporter_for, no_equivalent, require_nir
+from snncore.nir._mapping import (
+    EXPORT_CONVENTIONS,
+    SNNTORCH_DT,
+    NIRError,
+    exporter_for,
+    no_equivalent,
+    require_nir,
+)
 
 #: Node types whose output is 0/1 spikes.
 SPIKING = ("LIF", "CubaLIF", "IF", "Threshold")
@@ -73,7 +87,7 @@ def _array(t: torch.Tensor) -> np.ndarray:
 
 
 def _neuron_nodes(
-    element: NeuronModule, shape: tuple[int, ...], dt: float
+    element: NeuronModule, shape: tuple[int, ...], dt: float, convention: str = "nir"
 ) -> list[tuple[str, Any]]:
     nir = require_nir()
     model = element.model.name
@@ -85,7 +99,15 @@ def _neuron_nodes(
             f"{model} module runs at dt={element.dt} s but to_nir was given dt={dt} s: pass "
             f"dt={element.dt}"
         )
-    node = mapping.to_node(element.parameters_now(), shape, dt)
+    if convention == "nir":
+        node = mapping.to_node(element.parameters_now(), shape, dt)
+    elif convention in mapping.conventions:
+        node = mapping.to_node(element.parameters_now(), shape, dt, convention=convention)
+    else:
+        raise NIRError(
+            f"{model}'s NIR mapping writes only the conventions {', '.join(mapping.conventions)}, "
+            f"not {convention!r}"
+        )
     if element.variant in ("cell", "layer"):
         weights = getattr(element, "input_weights", None)  # e.g. LILinearCell: i1 = i + W·x
         if weights is None:
@@ -110,11 +132,13 @@ def _pool_args(module: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _stateless_nodes(
     element: torch.nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
-    lead: int, spiking_input: bool, dt: float,
+    lead: int, spiking_input: bool, dt: float, convention: str = "nir",
 ) -> list[tuple[str, Any]]:  # fmt: skip
     nir = require_nir()
     name = type(element).__name__
     if hasattr(element, "to_nir"):
+        if convention != "nir" and "convention" in inspect.signature(element.to_nir).parameters:
+            return [(name, element.to_nir(out_shape, dt, convention=convention))]
         return [(name, element.to_nir(out_shape, dt))]
     if isinstance(element, torch.nn.Linear):
         if element.bias is None:
@@ -168,11 +192,26 @@ def _stateless_nodes(
 
 
 def to_nir(
-    module: torch.nn.Module, sample_input: torch.Tensor | None = None, dt: float = 0.001
+    module: torch.nn.Module,
+    sample_input: torch.Tensor | None = None,
+    dt: float = 0.001,
+    convention: str = "nir",
 ) -> Any:
     """``module`` (time-major, see the module doc) as a ``nir.NIRGraph``; ``dt`` in seconds is
-    the step the neuron nodes' parameters are written for (e.g. ``CubaLIF.w_in = tau_syn/dt``)."""
+    the step the neuron nodes' parameters are written for (e.g. ``CubaLIF.w_in = tau_syn/dt``).
+
+    ``convention="snntorch"`` writes the same network so that snnTorch 1.0's ``import_from_nir``
+    accepts it (``CubaLIF(r = tau_mem/dt, w_in = tau_syn/tau_mem)``); snnTorch integrates at
+    ``dt = 1e-4`` only, so the network must run at that step.  ``from_nir`` reads either exactly.
+    """
     nir = require_nir()
+    if convention not in EXPORT_CONVENTIONS:
+        raise NIRError(f"convention must be one of {EXPORT_CONVENTIONS}, got {convention!r}")
+    if convention == "snntorch" and abs(dt - SNNTORCH_DT) > 1e-12 * SNNTORCH_DT:
+        raise NIRError(
+            f"convention='snntorch' needs dt={SNNTORCH_DT} (snnTorch's importer integrates at "
+            f"that step only), got dt={dt}: build the network with dt={SNNTORCH_DT}"
+        )
     elements = _elements(module, 2)
     if sample_input is None:
         sample_input = torch.zeros((1, 1, *_first_input_shape(elements[0][0])))
@@ -197,7 +236,7 @@ def to_nir(
                 y = _run(element, x, 2 if isinstance(element, NeuronModule) else lead)
                 out_shape = tuple(y.shape[2:])
                 if isinstance(element, NeuronModule):
-                    made = _neuron_nodes(element, out_shape, dt)
+                    made = _neuron_nodes(element, out_shape, dt, convention)
                     keys = {
                         role: add(element.model.name if role == "neuron" else "linear", node)
                         for role, node in made
@@ -215,7 +254,9 @@ def to_nir(
                     last = keys["neuron"]
                     spiking = type(keys_node(made)).__name__ in SPIKING
                 else:
-                    made = _stateless_nodes(element, in_shape, out_shape, lead, spiking, dt)
+                    made = _stateless_nodes(
+                        element, in_shape, out_shape, lead, spiking, dt, convention
+                    )
                     for _, node in made:
                         key = add(type(node).__name__, node)
                         edges.append((last, key))
@@ -228,6 +269,10 @@ def to_nir(
     nodes["output"] = nir.Output(output_type={"output": np.array(x.shape[2:])})
     edges.append((last, "output"))
     try:
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"exporter": "snncore", "dt": dt})
+        return nir.NIRGraph(
+            nodes=nodes,
+            edges=edges,
+            metadata={"exporter": "snncore", "dt": dt, "convention": convention},
+        )
     except Exception as exc:
         raise NIRError(f"NIR refused the exported graph: {str(exc).splitlines()[0]}") from None

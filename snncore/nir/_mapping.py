@@ -21,6 +21,12 @@ from snncore.plugins import get_manager
 NIR_NEURON_NODES = ("LIF", "CubaLIF", "LI", "CubaLI", "IF", "I")
 #: How a CubaLIF/CubaLI graph is read: NIR's Euler reading, or the one Norse 1.1's exporter meant.
 CONVENTIONS = ("nir", "norse")
+#: How ``to_nir`` writes neuron nodes: "nir" (``CubaLIF(r=1, w_in=tau_syn/dt)``) or "snntorch"
+#: (the same dynamics under the Euler reading in the parametrisation snnTorch 1.0's importer
+#: accepts, ``r = tau_mem/dt``; snnTorch integrates at :data:`SNNTORCH_DT`).
+EXPORT_CONVENTIONS = ("nir", "snntorch")
+#: The step snnTorch 1.0's exporter and importer assume, in seconds.
+SNNTORCH_DT = 1e-4
 
 
 class NIRUnavailableError(ImportError):
@@ -50,6 +56,9 @@ class NIRMapping:
     ``to_node(p, shape, dt) -> nir.NIRNode``: the neuron node for parameters ``p`` (the module's
     current ones, per-neuron tensors included) of a population of ``shape`` at step ``dt``
     seconds; every array of the node must have that shape (``nir.read`` refuses scalars).
+    ``conventions``: the :data:`EXPORT_CONVENTIONS` ``to_node`` writes; for any but "nir" it is
+    called as ``to_node(p, shape, dt, convention=...)`` (a mapping that lists only "nir" keeps
+    the three-argument signature, and ``to_nir(convention=...)`` refuses its model).
     ``from_node(node, dt, convention) -> torch.nn.Module``: a step module
     ``forward(x (batch, *shape), state=None) -> (out, state)`` for a node of one of ``nodes``
     (NIR class names); ``convention`` is one of :data:`CONVENTIONS`.
@@ -61,6 +70,7 @@ class NIRMapping:
     nodes: tuple[str, ...] = ()
     from_node: Callable[..., Any] | None = None
     summary: str = ""
+    conventions: tuple[str, ...] = ("nir",)
 
 
 def mappings() -> list[NIRMapping]:

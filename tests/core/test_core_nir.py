@@ -57,6 +57,51 @@ def test_a_recurrent_lif_layer_round_trips_as_a_cycle(tmp_path: Path) -> None:
     assert snncore.from_nir(graph).recurrent
 
 
+def test_convention_snntorch_writes_r_tau_mem_over_dt_and_reads_back_exactly(
+    tmp_path: Path,
+) -> None:
+    torch.manual_seed(6)
+    dt = 1e-4
+    net = snncore.SequentialState(
+        snncore.create("lif", variant="recurrent", input_size=3, hidden_size=5, dt=dt,
+                       tau_syn_inv=400.0, tau_mem_inv=torch.linspace(150.0, 250.0, 5)),
+        torch.nn.Linear(5, 2), snncore.create("li", variant="layer", dt=dt),
+    )  # fmt: skip
+    x = torch.rand(120, 3, 3) * 30
+    nir.write(tmp_path / "snntorch.nir", snncore.to_nir(net, dt=dt, convention="snntorch"))
+    graph = nir.read(tmp_path / "snntorch.nir")
+    lif, li = graph.nodes["lif1"], graph.nodes["li1"]
+    tau_mem = 1 / np.linspace(150.0, 250.0, 5)
+    assert lif.r == pytest.approx(tau_mem / dt) and lif.w_in == pytest.approx(1 / (400.0 * tau_mem))
+    assert li.r == pytest.approx(np.full(2, 0.01 / dt)) and li.w_in == pytest.approx([0.5, 0.5])
+    imported = snncore.from_nir(graph, dt=dt)
+    with torch.no_grad():
+        ours, back = net(x)[0], imported(x)[0]
+    assert (ours - back).abs().max() <= 1e-6 and ours.abs().max() > 0.01
+    # the imported neuron writes the same convention again (through its to_nir, which a chain
+    # of imported modules uses), and the default one on request
+    step = next(m for m in imported.modules() if hasattr(m, "to_nir") and hasattr(m, "cell")
+                and m.cell.p.tau_mem_inv.numel() == 5)  # fmt: skip
+    chain = snncore.SequentialState(torch.nn.Linear(3, 5), snncore.Lift(step))
+    node = snncore.to_nir(chain, x, dt=dt, convention="snntorch").nodes["cubalif1"]
+    assert node.r == pytest.approx(lif.r) and node.w_in == pytest.approx(lif.w_in)
+    plain = snncore.to_nir(chain, x, dt=dt).nodes["cubalif1"]
+    assert plain.r.tolist() == [1.0] * 5 and plain.w_in == pytest.approx(np.full(5, 0.0025 / dt))
+
+
+def test_a_mapping_without_the_convention_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from snncore.nir import _export
+
+    calls = []
+    only_nir = snncore.nir.NIRMapping("x", model="lif", to_node=lambda *a: calls.append(a))
+    monkeypatch.setattr(_export, "exporter_for", lambda name: only_nir)
+    net = snncore.SequentialState(snncore.create("lif", variant="layer", dt=1e-4))
+    with pytest.raises(snncore.nir.NIRError, match="lif's NIR mapping writes only the "
+                       "conventions nir, not 'snntorch'"):  # fmt: skip
+        snncore.to_nir(net, torch.zeros(1, 1, 3), dt=1e-4, convention="snntorch")
+    assert calls == []
+
+
 def test_a_conv_net_round_trips(tmp_path: Path) -> None:
     torch.manual_seed(2)
     net = snncore.SequentialState(

@@ -6,6 +6,7 @@ the test says so and checks ours.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -47,7 +48,9 @@ def test_a_snntorch_leaky_network_exported_by_snntorch_keeps_every_first_spike_s
     assert torch.equal(_first_spike_steps(ours), expected)
 
 
-def test_snncores_lif_export_imports_into_snntorch_and_runs(tmp_path) -> None:
+def test_snncores_lif_export_with_convention_snntorch_imports_into_snntorch_and_runs(
+    tmp_path,
+) -> None:
     pytest.importorskip("snntorch", reason="snntorch not installed (setup.sh --test)")
     from snntorch.import_nir import import_from_nir
 
@@ -55,21 +58,22 @@ def test_snncores_lif_export_imports_into_snntorch_and_runs(tmp_path) -> None:
     dt = 1e-4  # snnTorch's importer knows only its own dt
     lif = snncore.create("lif", variant="layer", dt=dt, tau_syn_inv=500.0, tau_mem_inv=300.0)
     net = snncore.SequentialState(torch.nn.Linear(4, 5), lif)
+    default = snncore.to_nir(net, dt=dt).nodes["lif1"]
+    assert default.r.tolist() == [1.0] * 5  # the default convention: r = 1 ...
     path = tmp_path / "lif.nir"
-    nir.write(path, snncore.to_nir(net, dt=dt))
+    nir.write(path, snncore.to_nir(net, dt=dt, convention="snntorch"))
     graph = nir.read(path)
     node = graph.nodes["lif1"]
-    assert node.r.tolist() == [1.0] * 5 and node.w_in == pytest.approx(node.tau_syn / dt)
-    # snnTorch 1.0's importer refuses r = 1 ("r not supported in CubaLIF": it asserts
-    # r = tau_mem/1e-4).  Under the Euler reading only r·w_in·dt/tau_syn matters, so the same
-    # network reads r = tau_mem/dt, w_in = tau_syn/tau_mem: ours gives identical output ...
-    node.r, node.w_in = node.tau_mem / dt, node.tau_syn / node.tau_mem
+    # ... "snntorch": r = tau_mem/dt (all snnTorch 1.0's importer accepts), w_in = tau_syn/tau_mem
+    assert node.r == pytest.approx(np.full(5, (1 / 300.0) / dt))
+    assert node.w_in == pytest.approx(np.full(5, 300.0 / 500.0))
+    assert node.tau_syn == pytest.approx(np.full(5, 1 / 500.0))
     x = torch.rand(200, 2, 4) * 2
     with torch.no_grad():
         ours, _ = net(x)
         again, _ = snncore.from_nir(graph, dt=dt)(x)
-    assert torch.equal(again, ours) and ours.sum() >= 10
-    # ... and snnTorch imports it, runs it, and spikes first at the same steps.
+    assert torch.equal(again, ours) and ours.sum() >= 10  # our import: exactly our layer
+    # snnTorch imports the file unmodified, runs it, and spikes first at the same steps.
     imported = import_from_nir(graph)
     state, spikes = None, []
     with torch.no_grad():
@@ -77,6 +81,18 @@ def test_snncores_lif_export_imports_into_snntorch_and_runs(tmp_path) -> None:
             out, state = imported(x_t, state) if state is not None else imported(x_t)
             spikes.append(out)
     assert torch.equal(_first_spike_steps(torch.stack(spikes)), _first_spike_steps(ours))
+    # the default export is what snnTorch refuses
+    graph.nodes["lif1"] = default
+    with pytest.raises(AssertionError, match="r not supported in CubaLIF"):
+        import_from_nir(graph)
+
+
+def test_convention_snntorch_needs_snntorchs_dt_and_a_known_convention() -> None:
+    net = snncore.SequentialState(torch.nn.Linear(4, 5), snncore.create("lif", variant="layer"))
+    with pytest.raises(snncore.nir.NIRError, match=r"convention='snntorch' needs dt=0.0001"):
+        snncore.to_nir(net, dt=0.001, convention="snntorch")
+    with pytest.raises(snncore.nir.NIRError, match="convention must be one of"):
+        snncore.to_nir(net, convention="norse")
 
 
 def test_a_graph_written_by_norses_exporter_reproduces_the_norse_layer_with_convention_norse() -> (

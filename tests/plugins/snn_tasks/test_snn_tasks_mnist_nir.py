@@ -45,6 +45,15 @@ def test_an_exported_mnist_run_reproduces_its_test_accuracy(tmp_path: Path) -> N
         f"wrote {tmp_path / 'mnist.nir'}: 17 nodes (Input, LIF, Conv2d"
     )
 
+    # snnTorch's parametrisation needs its dt: the task's network (dt = 1 ms) is refused, one line
+    for_snntorch = _snn("nir", "export", str(run / "checkpoints" / "last.ckpt"), "--output",
+                        str(tmp_path / "x.nir"), "--convention", "snntorch")  # fmt: skip
+    assert for_snntorch.returncode == 2 and not (tmp_path / "x.nir").exists()
+    assert for_snntorch.stderr.strip() == (
+        "Error: convention='snntorch' needs dt=0.0001 (snnTorch's importer integrates at that "
+        "step only), got dt=0.001: build the network with dt=0.0001"
+    )
+
     graph = snncore.from_nir(tmp_path / "mnist.nir")
     stored = read_checkpoint(run / "checkpoints" / "last.ckpt")
     module = LIFConvNet(**dict(stored["hyper_parameters"]))
