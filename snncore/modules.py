@@ -696,7 +696,7 @@ class NeuronRecurrent(_BackendMixin, _WeightsMixin, NeuronModule):
                 return t
             return t.reshape(*t.shape[:time], *lead, *t.shape[time + 1 :])
 
-        outs, final = self(
+        outs, final = self.forward(  # not self(...): hooks see the call once, as made
             x.reshape(x.shape[0], batch, x.shape[-1]), _map_named_tensors(state, inward)
         )
         return outs.reshape(outs.shape[0], *neurons), _map_named_tensors(final, outward)

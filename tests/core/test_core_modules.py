@@ -314,3 +314,18 @@ def test_pickled_recurrent_round_trips_and_keeps_the_autapse_hook(clone: str) ->
     torch.testing.assert_close(state.v, expected_state.v, rtol=0, atol=0)
     diagonal, off = _diagonal_gradient(restored, x)
     assert diagonal.abs().sum() == 0 and off.abs().sum() > 0
+
+
+@pytest.mark.parametrize("variant", ["layer", "recurrent", "cell", "recurrent_cell"])
+def test_forward_hooks_see_one_call_with_the_callers_input(variant: str) -> None:
+    """Input with two batch axes is run with them as one: hooks registered on the module fire
+    once per call, with the input as the caller gave it (they fired twice for recurrent layers,
+    the first time with the batch axes flattened)."""
+    kwargs = {"input_size": 3, "hidden_size": 5} if "recurrent" in variant else {}
+    module = snncore.create("lif", variant, **kwargs)
+    seen: list[tuple[int, ...]] = []
+    module.register_forward_hook(lambda mod, args, out: seen.append(tuple(args[0].shape)))
+    shape = (7, 2, 4, 3) if variant in ("layer", "recurrent") else (2, 4, 3)
+    out, _ = module(torch.rand(shape))
+    assert seen == [shape]
+    assert out.shape == (*shape[:-1], 5 if kwargs else 3)
