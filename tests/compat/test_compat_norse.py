@@ -211,6 +211,29 @@ def test_lift_applies_a_step_function_over_time(norse_compat):
     assert out.shape == (4, 2) and state.v.shape == (2,)
 
 
+def test_a_lifted_step_takes_keywords_for_every_step(norse_compat):
+    """The reference's lifted call passes its keywords (``p``, ``input_weights``, ...) to each
+    step: a lifted ``li_step`` equals the loop written out."""
+    from snncore.compat.norse.torch.functional.leaky_integrator import (
+        LIParameters,
+        LIState,
+        li_step,
+    )
+    from snncore.compat.norse.torch.functional.lift import lift
+
+    x = torch.rand(5, 2, 3, generator=torch.Generator().manual_seed(1))
+    weights = torch.rand(4, 3, generator=torch.Generator().manual_seed(2))
+    start = LIState(v=torch.zeros(2, 4), i=torch.zeros(2, 4))
+    p = LIParameters(tau_mem_inv=torch.tensor(50.0))
+    out, state = lift(li_step)(x, state=start, input_weights=weights, p=p)
+    expected, s = [], start
+    for x_t in x:
+        v, s = li_step(x_t, s, weights, p)
+        expected.append(v)
+    assert_close(out, torch.stack(expected))
+    assert_close(state.i, s.i)
+
+
 # -- item 8: input and error types -------------------------------------------------------------
 def test_bool_and_integer_spikes_are_cast():
     import snn_lif

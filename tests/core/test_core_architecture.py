@@ -57,6 +57,7 @@ LAYERS: list[tuple[str, ...]] = [
         "snncore.compat.norse._superspike",
         "snncore.compat.norse._functional",
         "snncore.compat.norse._base",
+        "snncore.compat.norse._izhikevich",
     ),
     ("snncore.compat.norse._tree",),
     ("snncore.compat.norse",),

@@ -163,8 +163,12 @@ class _Lifted(torch.nn.Module):
         super().__init__()
         self.activation, self.p = activation, p
 
-    def forward(self, input_tensor: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        kwargs = {} if self.p is None else {"p": self.p}
+    def forward(
+        self, input_tensor: torch.Tensor, state: Any = None, **kwargs: Any
+    ) -> tuple[torch.Tensor, Any]:
+        # keywords (p, input_weights, ...) go to every step; a p given here wins over lift's
+        if self.p is not None:
+            kwargs.setdefault("p", self.p)
         outputs = []
         for x in input_tensor:
             if state is None:
@@ -177,7 +181,8 @@ class _Lifted(torch.nn.Module):
 
 def lift(activation: Callable[..., Any], p: Any = None) -> torch.nn.Module:
     """``activation`` (one step, ``(x, state=None, p=...) -> (out, state)``) applied over the
-    first (time) axis of its input, threading the state."""
+    first (time) axis of its input, threading the state; keywords given to the lifted call
+    (``p=``, ``input_weights=``, ...) are passed to every step."""
     return _Lifted(activation, p)
 
 
