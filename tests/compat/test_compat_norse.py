@@ -18,17 +18,6 @@ import snncore
 from snncore.compat.norse import _superspike
 
 
-@pytest.fixture
-def norse_compat(monkeypatch):
-    """The compatibility namespace with the SuperSpike choice undone afterwards."""
-    import snncore.compat.norse as compat
-
-    monkeypatch.setitem(_superspike._choice, "reference", None)
-    monkeypatch.setitem(_superspike._choice, "warned", True)
-    yield compat
-    snncore.surrogates.override_surrogate("super", None)
-
-
 def _reference():
     return pytest.importorskip("norse.torch", reason="the reference norse 1.1.0 is not installed")
 

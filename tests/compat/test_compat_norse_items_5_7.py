@@ -10,19 +10,6 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-import snncore
-from snncore.compat.norse import _superspike
-
-
-@pytest.fixture
-def norse_compat(monkeypatch):
-    import snncore.compat.norse as compat
-
-    monkeypatch.setitem(_superspike._choice, "reference", None)
-    monkeypatch.setitem(_superspike._choice, "warned", True)
-    yield compat
-    snncore.surrogates.override_surrogate("super", None)
-
 
 def _reference():
     return pytest.importorskip("norse.torch", reason="the reference norse 1.1.0 is not installed")

@@ -13,8 +13,6 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-import snncore
-
 pytest.importorskip("norse.torch", reason="the reference norse 1.1.0 is not installed")
 
 REFERENCE_IMPORT = "import norse.torch"
@@ -73,12 +71,8 @@ def train(model, x, y, steps=3):
 
 
 @pytest.fixture
-def switched_on():
-    import snncore.compat.norse as compat
-
-    compat.reference_superspike(True)
-    yield
-    snncore.surrogates.override_surrogate("super", None)
+def switched_on(norse_compat):
+    norse_compat.reference_superspike(True)
 
 
 def _program(import_line: str) -> dict[str, Any]:

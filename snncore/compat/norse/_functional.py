@@ -62,6 +62,17 @@ def lif_current_encoder(
     return z, voltage - z * (voltage - p.v_reset)
 
 
+def _integral(
+    step: Callable[..., tuple[torch.Tensor, Any]], x: torch.Tensor, state: Any, *args: Any
+) -> tuple[torch.Tensor, Any]:
+    """``step(x_t, state, *args)`` over the first (time) axis of ``x``."""
+    outputs = []
+    for x_t in x:
+        z, state = step(x_t, state, *args)
+        outputs.append(z)
+    return torch.stack(outputs), state
+
+
 def lif_feed_forward_integral(
     input_tensor: torch.Tensor, state: Any, p: Any = None, dt: float = 0.001
 ) -> tuple[torch.Tensor, Any]:
@@ -70,11 +81,7 @@ def lif_feed_forward_integral(
     from snn_lif.functional import lif_feed_forward_step
 
     p = LIFParameters() if p is None else p
-    outputs = []
-    for x in input_tensor:
-        z, state = lif_feed_forward_step(x, state, p, dt)
-        outputs.append(z)
-    return torch.stack(outputs), state
+    return _integral(lif_feed_forward_step, input_tensor, state, p, dt)
 
 
 def lif_step_integral(
@@ -90,11 +97,7 @@ def lif_step_integral(
     from snn_lif.functional import lif_step
 
     p = LIFParameters() if p is None else p
-    outputs = []
-    for x in input_tensor:
-        z, state = lif_step(x, state, input_weights, recurrent_weights, p, dt)
-        outputs.append(z)
-    return torch.stack(outputs), state
+    return _integral(lif_step, input_tensor, state, input_weights, recurrent_weights, p, dt)
 
 
 def _dense(x: torch.Tensor) -> torch.Tensor:

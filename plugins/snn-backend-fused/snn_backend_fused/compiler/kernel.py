@@ -32,7 +32,8 @@ import torch
 from snn_backend_fused import buffers, build
 from snn_backend_fused.compiler import cpp
 from snn_backend_fused.compiler.trace import Traced, Untraceable, parameter_kind, trace_step
-from snncore.parameters import tensor_items
+from snncore.parameters import method_items, tensor_items
+from snncore.surrogates import resolve_surrogate
 
 FLAGS = ("-O3", "-std=c++17", "-fPIC", "-fopenmp", "-ffp-contract=off", "-fno-math-errno")
 DTYPES = {torch.float32: "f32", torch.float64: "f64"}
@@ -198,9 +199,6 @@ def _surrogates(p: Any) -> tuple[Any, ...]:
     """The surrogates ``p``'s methods resolve to *now*: part of a trace's key, since one name
     can stand for another surrogate for a while (:func:`snncore.surrogates.override_surrogate`)
     and a kernel traced under the one must not serve the other."""
-    from snncore.parameters import method_items
-    from snncore.surrogates import resolve_surrogate
-
     return tuple(resolve_surrogate(v) for _, v in method_items(p))
 
 
